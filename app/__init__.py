@@ -1,0 +1,112 @@
+"""The Flask app factory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, g, request
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from app.config import Settings, load_settings_or_exit
+from app.db import Database
+from app.logs import configure_logging, new_request_id, request_id_var, valid_request_id
+from app.state import AppState
+
+log = logging.getLogger(__name__)
+
+JSON_BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+class ProblemApi(Api):  # type: ignore[misc]
+    """flask-smorest's Api with errors rendered as problem+json."""
+
+    def handle_http_exception(self, error: HTTPException) -> Response:
+        from app.api.problems import handle_http_exception
+
+        return handle_http_exception(error)
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> Flask:
+    settings = settings or load_settings_or_exit()
+    configure_logging()
+    if settings.used_development_secrets:
+        log.warning("ORDERSAGA_ENV=development: using fixed development secrets; never in production")
+
+    app = Flask("ordersaga")
+    app.config.update(
+        API_TITLE="ordersaga",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        API_SPEC_OPTIONS={
+            "components": {
+                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}
+            },
+        },
+    )
+    app.extensions["ordersaga"] = AppState(settings=settings, db=database or Database(settings.database_url))
+    _register_request_id(app)
+    _register_api(app)
+
+    from app.celery_app import celery_init_app
+
+    celery_init_app(app, settings)
+    return app
+
+
+def _register_api(app: Flask) -> None:
+    from app.api import coupons, goods, ops, users
+    from app.api.problems import handle_service_error, handle_unexpected, problem
+    from app.services.errors import ServiceError
+
+    api = ProblemApi(app)
+    for blueprint in (users.blp, goods.blp, coupons.blp):
+        api.register_blueprint(blueprint)
+    app.register_blueprint(ops.blp)
+    app.register_error_handler(ServiceError, handle_service_error)
+    app.register_error_handler(Exception, handle_unexpected)
+
+    @app.before_request
+    def require_json_body() -> Response | None:
+        """A body that is not JSON is refused by name, rather than read as "no fields"."""
+        if (
+            request.method in JSON_BODY_METHODS
+            and request.path.startswith("/api/")
+            and request.content_length != 0
+            and (request.content_length or request.headers.get("Transfer-Encoding"))
+            and not request.is_json
+        ):
+            return problem(
+                422,
+                "validation",
+                "The request body must be JSON (Content-Type: application/json).",
+                {"body": ["Content-Type must be application/json."]},
+            )
+        return None
+
+
+def _register_request_id(app: Flask) -> None:
+    @app.before_request
+    def take_request_id() -> None:
+        incoming = request.headers.get("X-Request-ID")
+        g.request_id = incoming if valid_request_id(incoming) else new_request_id()
+        g.request_id_token = request_id_var.set(g.request_id)
+
+    @app.after_request
+    def give_request_id(response: Response) -> Response:
+        request_id = g.get("request_id") or new_request_id()
+        response.headers["X-Request-ID"] = request_id
+        log.info("%s %s %s", request.method, request.path, response.status_code)
+        return response
+
+    @app.teardown_request
+    def forget_request_id(_error: Any = None) -> None:
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            request_id_var.reset(token)

@@ -1,0 +1,103 @@
+"""Bearer-token authentication: the operator's token, or a user's.
+
+No or unknown token: 401. A user on an operator endpoint: 403. Authentication runs before the
+body is parsed, so an anonymous caller learns nothing about what a valid body looks like.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import g, request
+
+from app.models import User
+from app.services import users
+from app.services.errors import Forbidden, Unauthorized
+from app.state import state
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+BEARER_SECURITY = [{"bearerAuth": []}]
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: User | None  # None: the operator
+
+    @property
+    def is_operator(self) -> bool:
+        return self.user is None
+
+
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def authenticate() -> Principal:
+    token = _bearer_token()
+    if token is None:
+        raise Unauthorized("A bearer token is required.")
+    app_state = state()
+    if hmac.compare_digest(token.encode(), app_state.settings.admin_token.encode()):
+        return Principal(user=None)
+    with app_state.db.uow() as uow:
+        user = users.authenticate(uow, token)
+    if user is None:
+        raise Unauthorized("The bearer token is not valid.")
+    return Principal(user=user)
+
+
+def current_principal() -> Principal:
+    principal: Principal = g.principal
+    return principal
+
+
+def current_user() -> User:
+    user = current_principal().user
+    assert user is not None, "current_user() outside a user_required view"
+    return user
+
+
+def _guard(check: Callable[[Principal], None]) -> Callable[[F], F]:
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = authenticate()
+            check(principal)
+            g.principal = principal
+            return view(*args, **kwargs)
+
+        # Tell the OpenAPI document that this endpoint wants a bearer token.
+        apidoc = dict(getattr(view, "_apidoc", {}))
+        apidoc["manual_doc"] = {**apidoc.get("manual_doc", {}), "security": BEARER_SECURITY}
+        wrapper._apidoc = apidoc  # type: ignore[attr-defined]
+        return cast(F, wrapper)
+
+    return decorator
+
+
+def _operator_only(principal: Principal) -> None:
+    if not principal.is_operator:
+        raise Forbidden("This endpoint is for the operator.")
+
+
+def _user_only(principal: Principal) -> None:
+    if principal.is_operator:
+        raise Forbidden("This endpoint is for users; the operator has no account of its own.")
+
+
+def _anyone(principal: Principal) -> None:
+    return None
+
+
+operator_required = _guard(_operator_only)
+user_required = _guard(_user_only)
+login_required = _guard(_anyone)

@@ -1,0 +1,23 @@
+"""A single coupon, for its owner or the operator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from app.api.auth import current_principal, login_required
+from app.schemas.coupons import CouponSchema
+from app.services import coupons
+from app.state import state
+
+blp = Blueprint("coupons", __name__, url_prefix="/api/v1/coupons", description="Coupons")
+
+
+@blp.get("/<coupon_id>")
+@login_required
+@blp.response(200, CouponSchema)
+def get_coupon(coupon_id: str) -> Any:
+    user = current_principal().user
+    with state().db.uow() as uow:
+        return coupons.get_coupon(uow, coupon_id, owner_id=user.id if user else None)

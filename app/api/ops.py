@@ -1,0 +1,69 @@
+"""Liveness, readiness and metrics for the platform that runs the service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from flask import Blueprint, Response, jsonify
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import text
+
+from app import metrics
+from app.broker import broker_answers, queue_depths
+from app.state import AppState, state
+
+blp = Blueprint("ops", __name__)
+
+
+@blp.get("/healthz")
+def healthz() -> Response:
+    return jsonify(status="ok")
+
+
+@blp.get("/readyz")
+def readyz() -> Response:
+    app_state = state()
+    checks = {"database": _database_answers(app_state), "broker": broker_answers(app_state.settings.broker_url)}
+    failed = [name for name, (ok, _) in checks.items() if not ok]
+    body = {
+        "status": "ready" if not failed else "unavailable",
+        "checks": {name: detail for name, (_, detail) in checks.items()},
+    }
+    if failed:
+        body["detail"] = f"not ready: {', '.join(failed)} did not answer"
+    response = jsonify(body)
+    response.status_code = 503 if failed else 200
+    return response
+
+
+def _database_answers(app_state: AppState) -> tuple[bool, str]:
+    try:
+        with app_state.db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True, "ok"
+    except Exception as error:  # noqa: BLE001 - any failure means "not ready", reported by name
+        return False, f"{type(error).__name__}: {error}"[:200]
+
+
+@blp.get("/metrics")
+def metrics_endpoint() -> Response:
+    app_state = state()
+    body = metrics.render([lambda: _queue_depth(app_state)])
+    return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _queue_depth(app_state: AppState) -> Iterable[GaugeMetricFamily]:
+    family = GaugeMetricFamily(
+        "ordersaga_queue_depth", "Messages waiting in each Celery queue.", labels=["queue"]
+    )
+    up = GaugeMetricFamily("ordersaga_queue_broker_up", "1 when the broker answered this scrape.")
+    try:
+        depths = queue_depths(app_state.settings.broker_url)
+    except Exception:  # noqa: BLE001 - a down broker must not break the whole scrape
+        up.add_metric([], 0)
+    else:
+        up.add_metric([], 1)
+        for queue, depth in depths.items():
+            family.add_metric([queue], depth)
+    yield family
+    yield up

@@ -1,0 +1,70 @@
+"""The Celery app, bound to the Flask app as in Flask's own Celery recipe.
+
+Settings changed from Celery's defaults, and why (DESIGN.md section 3):
+- acks_late + reject_on_worker_lost: a worker killed mid-task leaves the message to be redelivered;
+  every task is idempotent, so running it again is safe.
+- prefetch multiplier 1: a saga step waits in the broker, not in a busy worker's buffer.
+- JSON only; events on, so Flower sees every task.
+- The Redis visibility timeout is longer than the longest ETA (the payment timeout), or Redis
+  would deliver an ETA task a second time before it is due.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask
+from kombu import Queue
+
+from app.broker import QUEUES
+from app.config import Settings
+
+TASK_MODULES = ["tasks.ops"]
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    visibility_timeout = max(settings.payment_timeout_seconds * 2, settings.payment_timeout_seconds + 3600)
+    return {
+        "broker_url": settings.broker_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "broker_transport_options": {
+            "visibility_timeout": visibility_timeout,
+            "health_check_interval": 10,
+            "socket_timeout": 10,
+            "socket_connect_timeout": 5,
+            "socket_keepalive": True,
+        },
+        "broker_heartbeat": 30,
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_queues": [Queue(name, routing_key=name) for name in QUEUES],
+        "task_default_queue": "orders",
+        "task_routes": {f"{name}.*": {"queue": name} for name in QUEUES},
+        "worker_hijack_root_logger": True,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+
+
+def celery_init_app(app: Flask, settings: Settings) -> Celery:
+    class FlaskTask(Task):  # type: ignore[misc]
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask, include=TASK_MODULES)
+    celery_app.config_from_object(celery_config(settings))
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app

@@ -1,0 +1,175 @@
+"""Typed configuration read from the environment (API.md section 1).
+
+Every process (API, worker, beat, flower, alembic) loads the same `Settings`, so a bad value
+stops each of them the same way: one line naming the variable, and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+ENVIRONMENTS = ("production", "development")
+PAYMENT_PROVIDERS = ("sandbox",)
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
+
+# Fixed values that development mode fills in, so `make run` needs no secrets.
+DEVELOPMENT_SECRETS = {
+    "ORDERSAGA_ADMIN_TOKEN": "dev-admin-token",
+    "ORDERSAGA_SANDBOX_API_KEY": "dev-sandbox-api-key",
+    "ORDERSAGA_SANDBOX_WEBHOOK_SECRET": "dev-sandbox-webhook-secret",
+}
+
+
+class ConfigError(Exception):
+    """A missing or malformed setting; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    database_url: str
+    broker_url: str
+    redis_url: str
+    admin_token: str
+    public_url: str
+    payment_timeout_seconds: int
+    sweep_interval_seconds: int
+    saga_stale_seconds: int
+    payment_provider: str
+    sandbox_api_key: str
+    sandbox_webhook_secret: str
+    currency: str
+    used_development_secrets: bool = False
+
+    @property
+    def is_development(self) -> bool:
+        return self.env == "development"
+
+
+def _get(environ: Mapping[str, str], name: str) -> str | None:
+    """An unset and an empty variable mean the same: take the default."""
+    value = environ.get(name)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = _get(environ, name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,9}", raw) or int(raw) <= 0:
+        raise ConfigError(f"{name} must be a positive integer of seconds, got {raw!r}")
+    return int(raw)
+
+
+def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _get(environ, name) or default
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _database_url(environ: Mapping[str, str]) -> str:
+    value = _get(environ, "DATABASE_URL") or "sqlite:///var/ordersaga.sqlite3"
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ConfigError(f"DATABASE_URL is not a SQLAlchemy URL: {value!r}") from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(f"DATABASE_URL must be a sqlite or postgresql URL, got {value!r}")
+    return value
+
+
+def _url(name: str, value: str, schemes: tuple[str, ...]) -> str:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise ConfigError(f"{name} is not a valid URL: {value!r}") from None
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigError(f"{name} must be a {'/'.join(schemes)} URL with a host, got {value!r}")
+    return value
+
+
+def _secret(environ: Mapping[str, str], name: str, env: str) -> tuple[str, bool]:
+    value = _get(environ, name)
+    if value is not None:
+        return value, False
+    if env == "development":
+        return DEVELOPMENT_SECRETS[name], True
+    raise ConfigError(f"{name} is required (set it, or ORDERSAGA_ENV=development for dev values)")
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and check every setting; raise ConfigError on the first bad one."""
+    environ = os.environ if environ is None else environ
+    env = _choice(environ, "ORDERSAGA_ENV", "production", ENVIRONMENTS)
+    broker_url = _url(
+        "CELERY_BROKER_URL",
+        _get(environ, "CELERY_BROKER_URL") or "redis://localhost:6379/0",
+        BROKER_SCHEMES,
+    )
+    default_redis = broker_url if broker_url.startswith(("redis:", "rediss:")) else None
+    redis_url = _url(
+        "REDIS_URL",
+        _get(environ, "REDIS_URL") or default_redis or "redis://localhost:6379/0",
+        ("redis", "rediss"),
+    )
+    public_url = _url(
+        "ORDERSAGA_PUBLIC_URL",
+        _get(environ, "ORDERSAGA_PUBLIC_URL") or "http://127.0.0.1:8000",
+        ("http", "https"),
+    ).rstrip("/")
+    currency = _get(environ, "ORDERSAGA_CURRENCY") or "CNY"
+    if not re.fullmatch(r"[A-Z]{3}", currency):
+        raise ConfigError(f"ORDERSAGA_CURRENCY must be a 3-letter ISO 4217 code, got {currency!r}")
+    admin_token, dev1 = _secret(environ, "ORDERSAGA_ADMIN_TOKEN", env)
+    api_key, dev2 = _secret(environ, "ORDERSAGA_SANDBOX_API_KEY", env)
+    webhook_secret, dev3 = _secret(environ, "ORDERSAGA_SANDBOX_WEBHOOK_SECRET", env)
+    return Settings(
+        env=env,
+        database_url=_database_url(environ),
+        broker_url=broker_url,
+        redis_url=redis_url,
+        admin_token=admin_token,
+        public_url=public_url,
+        payment_timeout_seconds=_positive_int(environ, "ORDERSAGA_PAYMENT_TIMEOUT_SECONDS", 900),
+        sweep_interval_seconds=_positive_int(environ, "ORDERSAGA_SWEEP_INTERVAL_SECONDS", 60),
+        saga_stale_seconds=_positive_int(environ, "ORDERSAGA_SAGA_STALE_SECONDS", 120),
+        payment_provider=_choice(environ, "ORDERSAGA_PAYMENT_PROVIDER", "sandbox", PAYMENT_PROVIDERS),
+        sandbox_api_key=api_key,
+        sandbox_webhook_secret=webhook_secret,
+        currency=currency,
+        used_development_secrets=dev1 or dev2 or dev3,
+    )
+
+
+def load_settings_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
+    """Entry points call this: a bad setting ends the process with one line, not a traceback."""
+    load_dotenv_file()
+    try:
+        return load_settings(environ)
+    except ConfigError as error:
+        exit_with(str(error))
+
+
+def exit_with(message: str) -> NoReturn:
+    print(f"ordersaga: configuration error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def load_dotenv_file() -> None:
+    """Read `.env` from the working directory if present; real environment variables win."""
+    from dotenv import load_dotenv
+
+    load_dotenv(os.path.join(os.getcwd(), ".env"), override=False)

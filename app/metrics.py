@@ -1,0 +1,82 @@
+"""Prometheus metrics, correct across every API and worker process.
+
+Counters and histograms live in prometheus_client's multiprocess mode: each process writes its
+own files under PROMETHEUS_MULTIPROC_DIR and `/metrics` sums them. Figures that the database or the
+broker already knows (orders by status, queue depth) are read at scrape time instead, so they
+are right even after a process dies.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+# The directory must be known before the first metric is created; fall back to one under var/
+# so that API and workers started from the repository root share it by default.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path("var/prometheus").absolute()))
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+
+from prometheus_client import (  # noqa: E402
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
+from prometheus_client.core import GaugeMetricFamily  # noqa: E402
+from prometheus_client.registry import Collector  # noqa: E402
+
+# Another library (Flower, imported by the celery command) may have imported prometheus_client
+# before the variable was set: pick the multiprocess value class again for our metrics.
+values.ValueClass = values.get_value_class()
+
+SAGA_STEPS = Counter(
+    "ordersaga_saga_steps_total",
+    "Saga steps and compensations run, by step, kind and outcome.",
+    ["step", "kind", "outcome"],
+)
+SAGA_STEP_SECONDS = Histogram(
+    "ordersaga_saga_step_duration_seconds",
+    "How long a saga step or compensation took.",
+    ["step", "kind"],
+)
+SAGAS_FAILED = Counter(
+    "ordersaga_sagas_failed_total",
+    "Sagas that ran out of retries and need an operator.",
+)
+WEBHOOKS = Counter(
+    "ordersaga_webhooks_total",
+    "Payment webhooks received, by provider and result.",
+    ["provider", "result"],
+)
+FLASH_PURCHASES = Counter(
+    "ordersaga_flash_sale_purchases_total",
+    "Flash-sale purchase attempts, by outcome.",
+    ["outcome"],
+)
+
+GaugeSource = Callable[[], Iterable[GaugeMetricFamily]]
+
+
+class ScrapeTimeCollector(Collector):
+    """Gauges computed when Prometheus scrapes, from sources registered by the app."""
+
+    def __init__(self, sources: list[GaugeSource]) -> None:
+        self.sources = sources
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        for source in self.sources:
+            yield from source()
+
+
+def render(sources: list[GaugeSource]) -> bytes:
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    registry.register(ScrapeTimeCollector(sources))
+    return generate_latest(registry)
+
+
+def mark_process_dead(pid: int) -> None:
+    multiprocess.mark_process_dead(pid)

@@ -1,0 +1,1 @@
+"""Domain operations. Nothing here imports Flask or Celery: views and tasks are thin adapters."""

@@ -1,0 +1,40 @@
+"""Domain errors. Services raise these; the API maps each `code` to an HTTP status.
+
+They carry the contract's stable slugs (API.md section 2) but know nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    code = "conflict"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(ServiceError):
+    code = "not-found"
+
+
+class Conflict(ServiceError):
+    code = "conflict"
+
+
+class InvalidInput(ServiceError):
+    """Input that is well-formed but refers to something it may not (an unknown goods id, say)."""
+
+    code = "validation"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.errors = {field: [message]}
+
+
+class Unauthorized(ServiceError):
+    code = "unauthorized"
+
+
+class Forbidden(ServiceError):
+    code = "forbidden"

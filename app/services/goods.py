@@ -1,0 +1,62 @@
+"""The catalog: goods and restocking.
+
+Stock counters change only through single conditional UPDATE statements, never by reading a
+value into Python and writing it back, so concurrent writers can't lose each other's updates.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.db import UnitOfWork
+from app.ids import new_id
+from app.models import Goods
+from app.services.errors import Conflict, NotFound
+from app.services.pagination import Page, paginate
+from app.timeutil import utcnow
+
+
+def create_goods(uow: UnitOfWork, sku: str, name: str, price_cents: int, stock: int) -> Goods:
+    goods = Goods(
+        id=new_id("gds"),
+        sku=sku,
+        name=name,
+        price_cents=price_cents,
+        stock_available=stock,
+        stock_reserved=0,
+        stock_sold=0,
+    )
+    uow.session.add(goods)
+    try:
+        uow.commit()
+    except IntegrityError:
+        uow.rollback()
+        raise Conflict(f"Goods with sku {sku!r} already exist.") from None
+    return goods
+
+
+def get_goods(uow: UnitOfWork, goods_id: str) -> Goods:
+    goods = uow.session.get(Goods, goods_id)
+    if goods is None:
+        raise NotFound(f"No goods {goods_id!r}.")
+    return goods
+
+
+def list_goods(uow: UnitOfWork, limit: int, cursor: str | None) -> Page[Goods]:
+    return paginate(uow.session, select(Goods), Goods.id, limit, cursor)
+
+
+def restock(uow: UnitOfWork, goods_id: str, quantity: int) -> Goods:
+    result = uow.session.execute(
+        update(Goods)
+        .where(Goods.id == goods_id)
+        .values(stock_available=Goods.stock_available + quantity, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise NotFound(f"No goods {goods_id!r}.")
+    uow.commit()
+    goods = uow.session.get(Goods, goods_id, populate_existing=True)
+    assert goods is not None
+    return goods

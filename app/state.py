@@ -1,0 +1,46 @@
+"""What one process holds: its settings, its database and its Redis client.
+
+Views reach it through `current_app`; tasks through the same Flask app (the Celery recipe runs
+every task inside the app context).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from flask import Flask, current_app
+
+from app.config import Settings
+from app.db import Database
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    _redis: redis.Redis | None = field(default=None, repr=False)
+
+    @property
+    def redis(self) -> redis.Redis:
+        """Created on first use, so a process that never touches Redis never needs it."""
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(
+                self.settings.redis_url,
+                socket_timeout=2,
+                socket_connect_timeout=2,
+                health_check_interval=15,
+                decode_responses=True,
+            )
+        return self._redis
+
+    def after_fork(self) -> None:
+        self.db.dispose_after_fork()
+        self._redis = None
+
+
+def state(app: Flask | Any = None) -> AppState:
+    flask_app = app or current_app
+    result: AppState = flask_app.extensions["ordersaga"]
+    return result

@@ -1,0 +1,1 @@
+"""Celery tasks: thin adapters that call service functions inside the Flask app context."""
