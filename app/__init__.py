@@ -45,9 +45,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
         MAX_CONTENT_LENGTH=1024 * 1024,
         API_SPEC_OPTIONS={
-            "components": {
-                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}
-            },
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
         },
     )
     app.extensions["ordersaga"] = AppState(settings=settings, db=database or Database(settings.database_url))

@@ -67,9 +67,7 @@ class Database:
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
-        self.session_factory: Callable[[], Session] = sessionmaker(
-            bind=self.engine, expire_on_commit=False
-        )
+        self.session_factory: Callable[[], Session] = sessionmaker(bind=self.engine, expire_on_commit=False)
 
     @property
     def dialect(self) -> str:

@@ -11,7 +11,8 @@ import secrets
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-ID_PATTERN = re.compile(r"[a-z]{2,4}_[0-9A-HJKMNP-TV-Z]{26}")
+ID_REGEX = r"[a-z]{2,4}_[0-9A-HJKMNP-TV-Z]{26}"
+ID_PATTERN = re.compile(ID_REGEX)
 
 
 def ulid() -> str:

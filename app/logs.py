@@ -40,9 +40,9 @@ def configure_logging(level: int = logging.INFO) -> None:
     """Give the root logger one handler with the request id, unless someone configured it."""
     root = logging.getLogger()
     if not root.handlers:
-        handler = logging.StreamHandler()
-        install_filter(handler)
-        root.addHandler(handler)
+        stream_handler = logging.StreamHandler()
+        install_filter(stream_handler)
+        root.addHandler(stream_handler)
         root.setLevel(level)
     else:
         for handler in root.handlers:

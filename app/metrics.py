@@ -57,6 +57,17 @@ FLASH_PURCHASES = Counter(
     ["outcome"],
 )
 
+WEBHOOK_RESULTS = ("processed", "duplicate", "invalid-signature", "amount-mismatch", "not-found", "invalid")
+FLASH_OUTCOMES = (
+    "accepted", "sold-out", "limit-exceeded", "not-active", "rate-limited", "overloaded", "invalid",
+)
+
+# Known label sets start at zero, so dashboards and alerts see the series before the first event.
+for _result in WEBHOOK_RESULTS:
+    WEBHOOKS.labels(provider="sandbox", result=_result)
+for _outcome in FLASH_OUTCOMES:
+    FLASH_PURCHASES.labels(outcome=_outcome)
+
 GaugeSource = Callable[[], Iterable[GaugeMetricFamily]]
 
 

@@ -20,10 +20,10 @@ from app.db import Database
 class AppState:
     settings: Settings
     db: Database
-    _redis: redis.Redis | None = field(default=None, repr=False)
+    _redis: redis.Redis[str] | None = field(default=None, repr=False)
 
     @property
-    def redis(self) -> redis.Redis:
+    def redis(self) -> redis.Redis[str]:
         """Created on first use, so a process that never touches Redis never needs it."""
         if self._redis is None:
             self._redis = redis.Redis.from_url(

@@ -110,18 +110,13 @@ def _apt_install(package: str, missing: str) -> None:
     usually unnecessary on a machine whose package lists are fresh.
     """
     if not (_is_root() and shutil.which("apt-get")):
-        raise RuntimeError(
-            f"{missing} not found: install it "
-            f"(Debian/Ubuntu: apt-get install {package})"
-        )
+        raise RuntimeError(f"{missing} not found: install it (Debian/Ubuntu: apt-get install {package})")
     _say(f"{missing} not found; running apt-get install -y {package}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = ["apt-get", "install", "-y", "-q", package]
 
     def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            argv, env=env, capture_output=True, text=True, check=False
-        )
+        return subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
 
     result = run(install)
     if result.returncode != 0:
@@ -129,9 +124,7 @@ def _apt_install(package: str, missing: str) -> None:
         result = run(install)
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()[-1:]
-        raise RuntimeError(
-            f"apt-get install {package} failed: {' '.join(detail) or 'no output'}"
-        )
+        raise RuntimeError(f"apt-get install {package} failed: {' '.join(detail) or 'no output'}")
 
 
 def _version_key(path: Path) -> tuple[int, ...]:
@@ -481,9 +474,7 @@ def _launch(server: Server, fixed_port: bool) -> None:
     while True:
         if fixed_port and not _port_is_free(server.port):
             if time.monotonic() >= busy_deadline:
-                raise RuntimeError(
-                    f"cannot start {server.kind}: port {server.port} is in use"
-                )
+                raise RuntimeError(f"cannot start {server.kind}: port {server.port} is in use")
             time.sleep(0.05)
             continue
         if server.log is not None:
@@ -573,13 +564,20 @@ def start_redis(workdir: Path, port: int | None = None) -> Server:
         kind="redis",
         argv=[
             _redis_binary(),
-            "--port", str(chosen),
-            "--bind", "127.0.0.1",
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(workdir),
-            "--daemonize", "no",
-            "--logfile", str(log),
+            "--port",
+            str(chosen),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(log),
         ],
         log=log,
         start_timeout=REDIS_START_TIMEOUT,
@@ -589,15 +587,11 @@ def start_redis(workdir: Path, port: int | None = None) -> Server:
     return _register(server)
 
 
-def ensure_redis(
-    configured: str | None, workdir: Path, default: str = DEFAULT_REDIS_URL
-) -> Server:
+def ensure_redis(configured: str | None, workdir: Path, default: str = DEFAULT_REDIS_URL) -> Server:
     """The configured Redis, else one on the default URL, else a private one."""
     if configured:
         if not redis_answers(configured):
-            raise RuntimeError(
-                f"ordersaga: configured Redis {redact(configured)} does not answer"
-            )
+            raise RuntimeError(f"ordersaga: configured Redis {redact(configured)} does not answer")
         return Server(url=configured)
     if redis_answers(default):
         return Server(url=default)
@@ -624,8 +618,15 @@ def _pg_user() -> tuple[int, int] | None:
         except KeyError:
             continue
     subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--user-group",
-         "--shell", "/usr/sbin/nologin", PG_FALLBACK_USER],
+        [
+            "useradd",
+            "--system",
+            "--no-create-home",
+            "--user-group",
+            "--shell",
+            "/usr/sbin/nologin",
+            PG_FALLBACK_USER,
+        ],
         check=True,
         capture_output=True,
     )
@@ -638,14 +639,18 @@ def _writable_by(path: Path, uid_gid: tuple[int, int]) -> bool:
 
     Asked of the kernel as that user: os.access() as root says yes to all.
     """
-    result = subprocess.run(
-        ["test", "-w", str(path), "-a", "-x", str(path)],
-        user=uid_gid[0],
-        group=uid_gid[1],
-        extra_groups=[],
-        cwd="/",
-        check=False,
-    )
+    test = shutil.which("test") or "/usr/bin/test"
+    try:
+        result = subprocess.run(
+            [test, "-w", str(path), "-a", "-x", str(path)],
+            user=uid_gid[0],
+            group=uid_gid[1],
+            extra_groups=[],
+            cwd="/",
+            check=False,
+        )
+    except OSError:
+        return False
     return result.returncode == 0
 
 
@@ -657,17 +662,14 @@ def _cluster_dir(workdir: Path, uid_gid: tuple[int, int] | None) -> Path:
     exceed the Unix-socket limit).
     """
     socket_tail = len("/.s.PGSQL.65535")
-    try:
-        base = Path(tempfile.mkdtemp(prefix="pg-", dir=workdir))
-        if len(str(base)) + socket_tail <= _UNIX_SOCKET_MAX:
-            if uid_gid is None:
-                return base
-            os.chown(base, *uid_gid)
-            if _writable_by(base, uid_gid):
-                return base
-        shutil.rmtree(base, ignore_errors=True)
-    except OSError:
-        pass
+    base = Path(tempfile.mkdtemp(prefix="pg-", dir=workdir))
+    usable = len(str(base)) + socket_tail <= _UNIX_SOCKET_MAX
+    if usable and uid_gid is not None:
+        os.chown(base, *uid_gid)
+        usable = _writable_by(base, uid_gid)
+    if usable:
+        return base
+    shutil.rmtree(base, ignore_errors=True)
     base = Path(tempfile.mkdtemp(prefix="ordersaga-pg-", dir="/tmp"))
     if uid_gid is not None:
         os.chown(base, *uid_gid)
@@ -698,8 +700,19 @@ def start_postgres(workdir: Path) -> Server:
     datadir = base / "data"
     log = workdir / "postgres.log"
     init = subprocess.run(
-        [str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "postgres",
-         "--no-sync", "-E", "UTF8", "--no-locale"],
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(datadir),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--no-locale",
+        ],
         cwd=base,
         env=_server_env(),
         stdin=subprocess.DEVNULL,
@@ -721,14 +734,22 @@ def start_postgres(workdir: Path) -> Server:
         kind="postgres",
         argv=[
             str(bindir / "postgres"),
-            "-D", str(datadir),
-            "-p", str(port),
-            "-k", str(base),
-            "-c", "listen_addresses=127.0.0.1",
-            "-c", "fsync=off",
-            "-c", "synchronous_commit=off",
-            "-c", "full_page_writes=off",
-            "-c", "max_connections=200",
+            "-D",
+            str(datadir),
+            "-p",
+            str(port),
+            "-k",
+            str(base),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=200",
         ],
         log=log,
         datadir=datadir,
@@ -745,15 +766,11 @@ def start_postgres(workdir: Path) -> Server:
     return _register(server)
 
 
-def ensure_postgres(
-    configured: str | None, workdir: Path, default: str = DEFAULT_POSTGRES_URL
-) -> Server:
+def ensure_postgres(configured: str | None, workdir: Path, default: str = DEFAULT_POSTGRES_URL) -> Server:
     """The configured PostgreSQL, else the default URL, else a private one."""
     if configured:
         if not postgres_answers(configured):
-            raise RuntimeError(
-                f"ordersaga: configured PostgreSQL {redact(configured)} does not answer"
-            )
+            raise RuntimeError(f"ordersaga: configured PostgreSQL {redact(configured)} does not answer")
         return Server(url=configured)
     if postgres_answers(default):
         return Server(url=default)
@@ -788,9 +805,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     own_workdir = args.workdir is None
-    workdir: Path = args.workdir or Path(
-        tempfile.mkdtemp(prefix=f"ordersaga-{args.kind}-")
-    )
+    workdir: Path = args.workdir or Path(tempfile.mkdtemp(prefix=f"ordersaga-{args.kind}-"))
     ensure = ensure_redis if args.kind == "redis" else ensure_postgres
     try:
         try:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from app.api.auth import current_principal, login_required
+from app.api.blueprint import Blueprint
 from app.schemas.coupons import CouponSchema
 from app.services import coupons
 from app.state import state

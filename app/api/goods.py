@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from app.api.auth import operator_required
+from app.api.blueprint import Blueprint
 from app.schemas.common import PageQuerySchema
 from app.schemas.goods import GoodsCreateSchema, GoodsPageSchema, GoodsSchema, RestockSchema
 from app.services import goods

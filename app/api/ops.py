@@ -23,7 +23,10 @@ def healthz() -> Response:
 @blp.get("/readyz")
 def readyz() -> Response:
     app_state = state()
-    checks = {"database": _database_answers(app_state), "broker": broker_answers(app_state.settings.broker_url)}
+    checks = {
+        "database": _database_answers(app_state),
+        "broker": broker_answers(app_state.settings.broker_url),
+    }
     failed = [name for name, (ok, _) in checks.items() if not ok]
     body = {
         "status": "ready" if not failed else "unavailable",

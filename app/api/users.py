@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from app.api.auth import current_user, operator_required, user_required
+from app.api.blueprint import Blueprint
 from app.schemas.common import PageQuerySchema
 from app.schemas.coupons import CouponCreateSchema, CouponPageSchema, CouponSchema
 from app.schemas.users import MeSchema, NewUserSchema, UserCreateSchema, UserSchema

@@ -59,12 +59,30 @@ class Timestamp(fields.AwareDateTime):
         return as_utc(super()._deserialize(value, attr, data, **kwargs))
 
 
-def name_field(**kwargs: Any) -> fields.String:
-    return fields.String(validate=validate.Length(min=1, max=200), **kwargs)
+class Text(fields.String):
+    """A string the database can store: PostgreSQL text cannot hold NUL characters."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        result = super()._deserialize(value, attr, data, **kwargs)
+        if isinstance(result, str) and "\x00" in result:
+            raise ma.ValidationError("Must not contain NUL characters.")
+        return result
 
 
-def email_field(**kwargs: Any) -> fields.Email:
-    return fields.Email(validate=validate.Length(max=254), **kwargs)
+class Email(Text, fields.Email):
+    pass
+
+
+def text(min_length: int, max_length: int, **kwargs: Any) -> Text:
+    return Text(validate=validate.Length(min=min_length, max=max_length), **kwargs)
+
+
+def name_field(**kwargs: Any) -> Text:
+    return text(1, 200, **kwargs)
+
+
+def email_field(**kwargs: Any) -> Email:
+    return Email(validate=validate.Length(max=254), **kwargs)
 
 
 class PageQuerySchema(ma.Schema):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from marshmallow import fields, validate
+from marshmallow import fields
 
-from app.schemas.common import StrictSchema, Timestamp, cents, count, name_field
+from app.schemas.common import StrictSchema, Timestamp, cents, count, name_field, text
 
 
 class GoodsCreateSchema(StrictSchema):
-    sku = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    sku = text(1, 64, required=True)
     name = name_field(required=True)
     price_cents = cents(minimum=1, required=True)
     stock = count(minimum=0, required=True)

@@ -11,6 +11,7 @@ from app.ids import new_id
 from app.models import Coupon, User
 from app.models.coupons import AVAILABLE
 from app.services.errors import NotFound
+from app.services.lookup import find
 from app.services.pagination import Page, paginate
 
 
@@ -22,7 +23,7 @@ def create_coupon(
     expires_at: datetime | None,
 ) -> Coupon:
     """An expiry in the past is accepted: the coupon simply reads as EXPIRED."""
-    if uow.session.get(User, user_id) is None:
+    if find(uow.session, User, user_id) is None:
         raise NotFound(f"No user {user_id!r}.")
     coupon = Coupon(
         id=new_id("cpn"),
@@ -39,7 +40,7 @@ def create_coupon(
 
 def get_coupon(uow: UnitOfWork, coupon_id: str, owner_id: str | None = None) -> Coupon:
     """`owner_id` set: someone else's coupon is reported as missing, never as forbidden."""
-    coupon = uow.session.get(Coupon, coupon_id)
+    coupon = find(uow.session, Coupon, coupon_id)
     if coupon is None or (owner_id is not None and coupon.user_id != owner_id):
         raise NotFound(f"No coupon {coupon_id!r}.")
     return coupon

@@ -10,9 +10,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.db import UnitOfWork
-from app.ids import new_id
+from app.ids import looks_like_id, new_id
 from app.models import Goods
 from app.services.errors import Conflict, NotFound
+from app.services.lookup import find
 from app.services.pagination import Page, paginate
 from app.timeutil import utcnow
 
@@ -37,7 +38,7 @@ def create_goods(uow: UnitOfWork, sku: str, name: str, price_cents: int, stock: 
 
 
 def get_goods(uow: UnitOfWork, goods_id: str) -> Goods:
-    goods = uow.session.get(Goods, goods_id)
+    goods = find(uow.session, Goods, goods_id)
     if goods is None:
         raise NotFound(f"No goods {goods_id!r}.")
     return goods
@@ -48,6 +49,8 @@ def list_goods(uow: UnitOfWork, limit: int, cursor: str | None) -> Page[Goods]:
 
 
 def restock(uow: UnitOfWork, goods_id: str, quantity: int) -> Goods:
+    if not looks_like_id(goods_id):
+        raise NotFound(f"No goods {goods_id!r}.")
     result = uow.session.execute(
         update(Goods)
         .where(Goods.id == goods_id)

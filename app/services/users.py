@@ -12,13 +12,13 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.db import UnitOfWork
 from app.ids import new_id
 from app.models import User
 from app.services.errors import Conflict, NotFound
+from app.services.lookup import find
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def create_user(uow: UnitOfWork, name: str, email: str) -> NewUser:
 
 
 def get_user(uow: UnitOfWork, user_id: str) -> User:
-    user = uow.session.get(User, user_id)
+    user = find(uow.session, User, user_id)
     if user is None:
         raise NotFound(f"No user {user_id!r}.")
     return user
@@ -69,7 +69,7 @@ def authenticate(uow: UnitOfWork, token: str) -> User | None:
     user_id = user_id_from_token(token)
     if user_id is None:
         return None
-    user = uow.session.scalar(select(User).where(User.id == user_id))
+    user = find(uow.session, User, user_id)
     if user is None or not hmac.compare_digest(user.token_hash, hash_token(token)):
         return None
     return user

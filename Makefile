@@ -1,0 +1,37 @@
+# The two commands: `make run` (the whole service, embedded defaults, demo data) and
+# `make test` (lint, types, and the whole suite against real PostgreSQL, Redis and workers).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test test-unit lint install install-dev clean
+
+$(BIN)/python:
+	sh scripts/make-venv.sh $(PYTHON) $(VENV)
+
+$(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install --disable-pip-version-check -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	$(BIN)/python -m scripts.run
+
+lint: install-dev
+	$(BIN)/ruff check app sagas tasks tests scripts bench celery_worker.py wsgi.py
+	$(BIN)/mypy app sagas tasks
+
+test: lint
+	$(BIN)/pytest
+
+test-unit: install-dev
+	$(BIN)/pytest tests/unit
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,26 @@
+"""Integration fixtures: the app on a real PostgreSQL database and a real Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import create_app
+from tests.support.databases import truncate_all
+from tests.support.env import settings_for
+
+
+@pytest.fixture
+def app(pg_url: str, redis_url: str) -> Iterator[Flask]:
+    flask_app = create_app(settings_for(pg_url, redis_url))
+    yield flask_app
+    flask_app.extensions["ordersaga"].db.engine.dispose()
+    truncate_all(pg_url)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

@@ -1,0 +1,92 @@
+"""Health, readiness, metrics, the OpenAPI document and request ids."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+
+import pytest
+from celery import Celery
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import create_app
+from app.celery_app import celery_config
+from scripts.servers import free_port
+from tests.support.env import settings_for
+
+
+def test_healthz(client: FlaskClient) -> None:
+    assert client.get("/healthz").status_code == 200
+
+
+def test_readyz_when_database_and_broker_answer(client: FlaskClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.get_json()
+
+
+@pytest.mark.parametrize("down", ["database", "broker"])
+def test_readyz_names_what_failed(down: str, pg_url: str, redis_url: str) -> None:
+    closed = free_port()
+    database = f"postgresql+psycopg://postgres@127.0.0.1:{closed}/x" if down == "database" else pg_url
+    broker = f"redis://127.0.0.1:{closed}/0" if down == "broker" else redis_url
+    app = create_app(settings_for(database, broker, redis_url))
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert down in response.get_json()["detail"]
+
+
+def test_metrics_expose_the_contract_families_and_queue_depth(
+    app: Flask, client: FlaskClient, pg_url: str, redis_url: str
+) -> None:
+    # A message on a queue that no worker serves shows up as depth.
+    sender = Celery("test-sender")
+    sender.config_from_object(celery_config(settings_for(pg_url, redis_url)))
+    before = _depth(client.get("/metrics").get_data(as_text=True), "members")
+    sender.send_task("ops.ping", kwargs={"token": secrets.token_hex(4)}, queue="members")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    text = response.get_data(as_text=True)
+    assert _depth(text, "members") == before + 1
+    for name in ("saga", "webhook", "flash", "queue"):
+        assert re.search(rf"^# TYPE \S*{name}\S* ", text, re.M), name
+
+
+def _depth(text: str, queue: str) -> float:
+    match = re.search(rf'^ordersaga_queue_depth{{queue="{queue}"}} (\S+)$', text, re.M)
+    assert match, text
+    return float(match.group(1))
+
+
+def test_openapi_document_covers_every_api_endpoint(app: Flask, client: FlaskClient) -> None:
+    document = client.get("/api/openapi.json").get_json()
+    assert document["openapi"].startswith("3.")
+    documented = {
+        (method.upper(), path) for path, operations in document["paths"].items() for method in operations
+    }
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/v1"):
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+            for method in rule.methods - {"HEAD", "OPTIONS"}:
+                assert (method, path) in documented
+    docs = client.get("/api/docs")
+    assert docs.status_code == 200 and docs.mimetype == "text/html"
+
+
+def test_request_id_is_echoed_or_made_and_logged(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        given = client.get("/api/v1/goods", headers={"X-Request-ID": "order-trace-42"})
+    assert given.headers["X-Request-ID"] == "order-trace-42"
+    assert any(getattr(r, "request_id", None) == "order-trace-42" for r in caplog.records)
+
+    made = client.get("/api/v1/goods").headers["X-Request-ID"]
+    assert made and made != "order-trace-42"
+    for bad in ("x" * 201, "tab\there", ""):
+        answer = client.get("/healthz", headers={"X-Request-ID": bad}).headers["X-Request-ID"]
+        assert answer != bad and 1 <= len(answer) <= 200
+    # Errors carry it too.
+    assert client.get("/api/v1/me", headers={"X-Request-ID": "e-1"}).headers["X-Request-ID"] == "e-1"
