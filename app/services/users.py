@@ -36,10 +36,14 @@ def user_id_from_token(token: str) -> str | None:
     return user_id if dot and user_id and secret else None
 
 
+def new_token(user_id: str) -> str:
+    return f"{user_id}.{secrets.token_urlsafe(32)}"
+
+
 def create_user(uow: UnitOfWork, name: str, email: str) -> NewUser:
     """Insert first and let the unique index decide a duplicate email (no check-then-insert race)."""
     user_id = new_id("usr")
-    token = f"{user_id}.{secrets.token_urlsafe(32)}"
+    token = new_token(user_id)
     user = User(
         id=user_id,
         name=name,
@@ -55,6 +59,15 @@ def create_user(uow: UnitOfWork, name: str, email: str) -> NewUser:
         uow.rollback()
         raise Conflict(f"A user with email {email!r} already exists.") from None
     return NewUser(user, token)
+
+
+def reissue_token(uow: UnitOfWork, user_id: str) -> str:
+    """A new token for the user; the old one stops working."""
+    user = get_user(uow, user_id)
+    token = new_token(user.id)
+    user.token_hash = hash_token(token)
+    uow.commit()
+    return token
 
 
 def get_user(uow: UnitOfWork, user_id: str) -> User:

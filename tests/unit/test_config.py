@@ -1,0 +1,80 @@
+"""Configuration: defaults, development values, and one clear error per bad variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.config import ConfigError, load_settings
+
+SECRETS = {
+    "ORDERSAGA_ADMIN_TOKEN": "a",
+    "ORDERSAGA_SANDBOX_API_KEY": "k",
+    "ORDERSAGA_SANDBOX_WEBHOOK_SECRET": "s",
+}
+
+
+def test_defaults_follow_the_contract() -> None:
+    settings = load_settings(SECRETS)
+    assert settings.env == "production"
+    assert settings.database_url == "sqlite:///var/ordersaga.sqlite3"
+    assert settings.broker_url == "redis://localhost:6379/0"
+    assert settings.redis_url == settings.broker_url
+    assert settings.public_url == "http://127.0.0.1:8000"
+    assert (
+        settings.payment_timeout_seconds,
+        settings.sweep_interval_seconds,
+        settings.saga_stale_seconds,
+    ) == (
+        900,
+        60,
+        120,
+    )
+    assert (settings.payment_provider, settings.currency) == ("sandbox", "CNY")
+    assert not settings.used_development_secrets
+
+
+def test_redis_url_defaults_to_the_broker_only_when_the_broker_is_redis() -> None:
+    assert load_settings({**SECRETS, "CELERY_BROKER_URL": "redis://h:1/2"}).redis_url == "redis://h:1/2"
+    amqp = load_settings({**SECRETS, "CELERY_BROKER_URL": "amqp://guest@h//"})
+    assert amqp.redis_url == "redis://localhost:6379/0"
+
+
+def test_development_fills_in_secrets_and_says_so() -> None:
+    settings = load_settings({"ORDERSAGA_ENV": "development"})
+    assert settings.admin_token and settings.sandbox_api_key and settings.sandbox_webhook_secret
+    assert settings.used_development_secrets
+
+
+@pytest.mark.parametrize("name", sorted(SECRETS))
+def test_production_refuses_to_start_without_a_secret(name: str) -> None:
+    environ = {k: v for k, v in SECRETS.items() if k != name}
+    with pytest.raises(ConfigError, match=name):
+        load_settings(environ)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ORDERSAGA_PAYMENT_TIMEOUT_SECONDS", "abc"),
+        ("ORDERSAGA_PAYMENT_TIMEOUT_SECONDS", "0"),
+        ("ORDERSAGA_PAYMENT_TIMEOUT_SECONDS", "1.5"),
+        ("ORDERSAGA_SWEEP_INTERVAL_SECONDS", "-1"),
+        ("ORDERSAGA_SAGA_STALE_SECONDS", "99999999999999"),
+        ("ORDERSAGA_ENV", "prod"),
+        ("ORDERSAGA_PAYMENT_PROVIDER", "stripe"),
+        ("ORDERSAGA_CURRENCY", "cny"),
+        ("DATABASE_URL", "not a url"),
+        ("DATABASE_URL", "mysql://u@h/db"),
+        ("CELERY_BROKER_URL", "http://h"),
+        ("REDIS_URL", "redis://h:notaport"),
+        ("ORDERSAGA_PUBLIC_URL", "ftp://h"),
+    ],
+)
+def test_a_malformed_value_is_named(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name) as error:
+        load_settings({**SECRETS, name: value})
+    assert "\n" not in str(error.value)
+
+
+def test_empty_means_default() -> None:
+    assert load_settings({**SECRETS, "ORDERSAGA_PAYMENT_TIMEOUT_SECONDS": ""}).payment_timeout_seconds == 900
