@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import secrets
 
+from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from alembic import command
 from app.models import Base
 from tests.support.env import REPO
 
