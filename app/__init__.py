@@ -67,6 +67,9 @@ def _register_api(app: Flask) -> None:
     for blueprint in (users.blp, goods.blp, coupons.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(ops.blp)
+    from app.sandbox import init_sandbox
+
+    init_sandbox(app)
     app.register_error_handler(ServiceError, handle_service_error)
     app.register_error_handler(Exception, handle_unexpected)
 
