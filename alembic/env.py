@@ -11,7 +11,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from app.db import make_engine
-from app.models import Base
+from app.tables import Base
 
 config = context.config
 if config.config_file_name is not None and not config.attributes.get("skip_logging"):

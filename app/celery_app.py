@@ -11,16 +11,21 @@ Settings changed from Celery's defaults, and why (DESIGN.md section 3):
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery, Task, signals
 from flask import Flask
 from kombu import Queue
 
 from app.broker import QUEUES
 from app.config import Settings
+from app.logs import install_filter, request_id_var
+from app.state import state
+from tasks import saga as saga_tasks
+from tasks.relay import OutboxRelay
 
-TASK_MODULES = ["tasks.ops"]
+TASK_MODULES = ["tasks.ops", "tasks.sweeps", "tasks.members"]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -50,6 +55,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_queues": [Queue(name, routing_key=name) for name in QUEUES],
         "task_default_queue": "orders",
         "task_routes": {f"{name}.*": {"queue": name} for name in QUEUES},
+        "beat_schedule": {
+            "sweep": {
+                "task": "orders.sweep",
+                "schedule": float(settings.sweep_interval_seconds),
+                "options": {"queue": "orders", "expires": float(settings.sweep_interval_seconds)},
+            }
+        },
         "worker_hijack_root_logger": True,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "timezone": "UTC",
@@ -64,7 +76,40 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
                 return self.run(*args, **kwargs)
 
     celery_app = Celery(app.name, task_cls=FlaskTask, include=TASK_MODULES)
-    celery_app.config_from_object(celery_config(settings))
+    config = celery_config(settings)
+    app_state = state(app)
+    # Saga step tasks come from the saga definitions; their routes take precedence.
+    config["task_routes"] = {
+        **saga_tasks.register(celery_app, app_state.engine.definitions.values()),
+        **config["task_routes"],
+    }
+    celery_app.config_from_object(config)
     celery_app.set_default()
+    app_state.relay = OutboxRelay(app_state.db, celery_app)
+    app_state.db.after_commit = app_state.relay.send
     app.extensions["celery"] = celery_app
     return celery_app
+
+
+@signals.task_prerun.connect
+def _take_request_id(task: Task | None = None, **_kwargs: Any) -> None:
+    """The request id of the HTTP request that caused this task (via the outbox), or the task id."""
+    if task is None:
+        return
+    request_id = getattr(task.request, "ordersaga_request_id", None) or task.request.id
+    request_id_var.set(str(request_id))
+
+
+@signals.task_postrun.connect
+def _drop_request_id(**_kwargs: Any) -> None:
+    request_id_var.set("-")
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _log_request_id(logger: logging.Logger, **_kwargs: Any) -> None:
+    for handler in logger.handlers:
+        install_filter(
+            handler,
+            "[%(asctime)s: %(levelname)s/%(processName)s] [request_id=%(request_id)s] %(name)s: %(message)s",
+        )

@@ -8,6 +8,7 @@ and `BEGIN IMMEDIATE`, so that the API, workers and beat can write side by side 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from types import TracebackType
@@ -16,6 +17,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -61,20 +64,28 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
+AfterCommit = Callable[[list[int]], None]
+
+
 class Database:
-    """The engine and session factory of one process."""
+    """The engine and session factory of one process.
+
+    `after_commit` is the outbox relay, set by the process that can reach the broker: it gets the
+    ids of the outbox messages a unit of work committed, and sends them.
+    """
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.session_factory: Callable[[], Session] = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self.after_commit: AfterCommit | None = None
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.session_factory)
+        return UnitOfWork(self.session_factory, self.after_commit)
 
     def dispose_after_fork(self) -> None:
         """Drop pooled connections inherited from the parent process without closing them."""
@@ -84,9 +95,13 @@ class Database:
 class UnitOfWork:
     """One transaction: `with db.uow() as uow: ...; uow.commit()`. Rolls back unless committed."""
 
-    def __init__(self, session_factory: Callable[[], Session]) -> None:
+    def __init__(
+        self, session_factory: Callable[[], Session], after_commit: AfterCommit | None = None
+    ) -> None:
         self._session_factory = session_factory
         self._session: Session | None = None
+        self._after_commit = after_commit
+        self.outbox: list[Any] = []  # OutboxMessage rows added in this transaction
 
     @property
     def session(self) -> Session:
@@ -108,9 +123,25 @@ class UnitOfWork:
         # loaded objects readable (detached) for the view that returns them.
         self.session.close()
         self._session = None
+        self.outbox = []
 
     def commit(self) -> None:
+        """Commit; then hand the committed outbox messages to the relay.
+
+        A relay failure (broker down) is logged and otherwise ignored: the messages are safely in
+        the database, and the sweep sends them once the broker is back.
+        """
+        if self.outbox:
+            self.session.flush()
+        ids = [message.id for message in self.outbox]
         self.session.commit()
+        self.outbox = []
+        if ids and self._after_commit is not None:
+            try:
+                self._after_commit(ids)
+            except Exception:
+                log.warning("outbox relay failed; the sweep will send messages %s", ids, exc_info=True)
 
     def rollback(self) -> None:
         self.session.rollback()
+        self.outbox = []

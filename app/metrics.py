@@ -59,7 +59,13 @@ FLASH_PURCHASES = Counter(
 
 WEBHOOK_RESULTS = ("processed", "duplicate", "invalid-signature", "amount-mismatch", "not-found", "invalid")
 FLASH_OUTCOMES = (
-    "accepted", "sold-out", "limit-exceeded", "not-active", "rate-limited", "overloaded", "invalid",
+    "accepted",
+    "sold-out",
+    "limit-exceeded",
+    "not-active",
+    "rate-limited",
+    "overloaded",
+    "invalid",
 )
 
 # Known label sets start at zero, so dashboards and alerts see the series before the first event.

@@ -7,6 +7,7 @@ every task inside the app context).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import redis
@@ -14,6 +15,9 @@ from flask import Flask, current_app
 
 from app.config import Settings
 from app.db import Database
+from app.payments import provider_for
+from app.payments.port import PaymentProvider
+from sagas.engine import SagaEngine
 
 
 @dataclass
@@ -21,6 +25,7 @@ class AppState:
     settings: Settings
     db: Database
     _redis: redis.Redis[str] | None = field(default=None, repr=False)
+    relay: Any = None  # tasks.relay.OutboxRelay, set where a Celery app exists
 
     @property
     def redis(self) -> redis.Redis[str]:
@@ -34,6 +39,17 @@ class AppState:
                 decode_responses=True,
             )
         return self._redis
+
+    @cached_property
+    def provider(self) -> PaymentProvider:
+        return provider_for(self.settings)
+
+    @cached_property
+    def engine(self) -> SagaEngine:
+        from sagas import order_saga
+
+        definition = order_saga.build(self.db.uow, self.provider, self.settings)
+        return SagaEngine(self.db.uow, {definition.name: definition})
 
     def after_fork(self) -> None:
         self.db.dispose_after_fork()

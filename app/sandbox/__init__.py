@@ -10,3 +10,6 @@ from flask import Flask
 
 def init_sandbox(app: Flask) -> None:
     """Register the sandbox's blueprint(s) on `app`."""
+    from app.sandbox import api
+
+    app.register_blueprint(api.blp)

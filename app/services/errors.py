@@ -32,6 +32,22 @@ class InvalidInput(ServiceError):
         self.errors = {field: [message]}
 
 
+class IdempotencyKeyReuse(ServiceError):
+    code = "idempotency-key-reuse"
+
+
+class OutOfStock(ServiceError):
+    """Not enough stock to reserve: a business outcome, not a fault."""
+
+    code = "insufficient-stock"
+
+
+class CouponUnavailable(ServiceError):
+    """The coupon is taken, used, expired, someone else's or the order is too small for it."""
+
+    code = "conflict"
+
+
 class Unauthorized(ServiceError):
     code = "unauthorized"
 

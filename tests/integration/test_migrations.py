@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from app.db import make_engine
-from app.models import Base
+from app.tables import Base
 from scripts.servers import Server
 from tests.support.databases import alembic_config, create_database, drop_database
 

@@ -9,7 +9,7 @@ from alembic.config import Config
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from app.models import Base
+from app.tables import Base
 from tests.support.env import REPO
 
 

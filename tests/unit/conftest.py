@@ -11,8 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.models import Base
 from app.state import state
+from app.tables import Base
 from tests.support.env import settings_for
 
 # A port nothing listens on: unit tests must never reach a real broker.

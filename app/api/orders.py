@@ -1,0 +1,88 @@
+"""Orders: place (202 at once), read, list, cancel."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from flask import request
+
+from app.api.auth import current_principal, current_user, login_required, user_required
+from app.api.blueprint import Blueprint
+from app.schemas.orders import OrderCreateSchema, OrderPageSchema, OrderQuerySchema, OrderSchema
+from app.services import orders
+from app.services.errors import InvalidInput
+from app.state import state
+
+blp = Blueprint("orders", __name__, url_prefix="/api/v1/orders", description="Orders and their sagas")
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not all(" " <= c <= "~" for c in key):
+        raise InvalidInput(IDEMPOTENCY_HEADER, "Must be 1..255 printable ASCII characters.")
+    return key
+
+
+def _request_hash(data: dict[str, Any]) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@blp.post("")
+@user_required
+@blp.arguments(OrderCreateSchema)
+@blp.response(202, OrderSchema)
+def place_order(data: dict[str, Any]) -> Any:
+    key = _idempotency_key()
+    app_state = state()
+    placed = orders.place_order(
+        app_state.db.uow,
+        app_state.engine,
+        current_user().id,
+        [orders.Line(item["goods_id"], item["quantity"]) for item in data["items"]],
+        data["coupon_id"],
+        idempotency_key=key,
+        request_hash=_request_hash(data),
+    )
+    headers = {"Location": f"/api/v1/orders/{placed.order.id}"}
+    if placed.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return placed.order, headers
+
+
+@blp.get("/<order_id>")
+@login_required
+@blp.response(200, OrderSchema)
+def get_order(order_id: str) -> Any:
+    user = current_principal().user
+    with state().db.uow() as uow:
+        return orders.get_order(uow, order_id, owner_id=user.id if user else None)
+
+
+@blp.get("")
+@login_required
+@blp.arguments(OrderQuerySchema, location="query")
+@blp.response(200, OrderPageSchema)
+def list_orders(query: dict[str, Any]) -> Any:
+    user = current_principal().user
+    user_id = user.id if user else query["user_id"]
+    with state().db.uow() as uow:
+        return orders.list_orders(uow, user_id, query["status"], query["limit"], query["cursor"])
+
+
+@blp.post("/<order_id>/cancel")
+@user_required
+@blp.response(202, OrderSchema)
+@blp.alt_response(200, schema=OrderSchema, description="The order was already cancelled: unchanged.")
+def cancel_order(order_id: str) -> Any:
+    app_state = state()
+    order, changed = orders.cancel_order(app_state.db.uow, app_state.engine, order_id, current_user().id)
+    if not changed and order.status != "CANCELLING":
+        return OrderSchema().dump(order), 200
+    return order

@@ -1,0 +1,30 @@
+"""The transactional outbox: a message is a row written in the same transaction as the change
+that causes it, and a relay sends it to the broker after commit (and again from the sweep if the
+broker was down). A message may be sent twice; every task is idempotent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, UTCDateTime, created_at_column
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox_messages"
+    __table_args__ = (Index("ix_outbox_messages_sent_at_id", "sent_at", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    task: Mapped[str] = mapped_column(String(200), nullable=False)
+    queue: Mapped[str] = mapped_column(String(32), nullable=False)
+    kwargs: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    request_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    eta: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = created_at_column()
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -1,0 +1,87 @@
+"""Orders on the wire."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from app.models.orders import STATUSES
+from app.schemas.common import PageQuerySchema, StrictSchema, Timestamp, count, text
+
+
+class OrderLineSchema(StrictSchema):
+    goods_id = text(1, 64, required=True)
+    quantity = count(minimum=1, maximum=100, required=True)
+
+
+class OrderCreateSchema(StrictSchema):
+    items = fields.List(
+        fields.Nested(OrderLineSchema), required=True, validate=validate.Length(min=1, max=20)
+    )
+    coupon_id = text(1, 64, load_default=None, allow_none=True)
+
+    @ma.validates("items")
+    def distinct_goods(self, items: list[dict[str, Any]], **_kwargs: Any) -> None:
+        seen: set[str] = set()
+        for item in items:
+            if item["goods_id"] in seen:
+                raise ma.ValidationError(f"Goods {item['goods_id']} appear twice; use one line per goods.")
+            seen.add(item["goods_id"])
+
+
+class OrderItemSchema(ma.Schema):
+    goods_id = fields.String()
+    quantity = fields.Integer()
+    unit_price_cents = fields.Integer()
+
+
+class PaymentSchema(ma.Schema):
+    id = fields.String()
+    provider = fields.String()
+    provider_payment_id = fields.String()
+    status = fields.String()
+    amount_cents = fields.Integer()
+    checkout_url = fields.String(allow_none=True)
+
+
+class SagaRefSchema(ma.Schema):
+    id = fields.String()
+    status = fields.String()
+
+
+class OrderSchema(ma.Schema):
+    id = fields.String()
+    user_id = fields.String()
+    status = fields.String()
+    items = fields.List(fields.Nested(OrderItemSchema))
+    total_cents = fields.Integer()
+    discount_cents = fields.Integer()
+    payable_cents = fields.Integer()
+    coupon_id = fields.String(allow_none=True)
+    flash_sale_id = fields.String(allow_none=True)
+    created_at = Timestamp()
+    updated_at = Timestamp()
+    payment_deadline = Timestamp(allow_none=True)
+    cancel_reason = fields.String(allow_none=True)
+    payment = fields.Method("dump_payment", metadata={"type": "object", "nullable": True})
+    saga = fields.Nested(SagaRefSchema, allow_none=True)
+
+    def dump_payment(self, order: Any) -> dict[str, Any] | None:
+        """Shown once the provider has created it: before that there is nothing to pay."""
+        payment = order.payment
+        if payment is None or payment.provider_payment_id is None:
+            return None
+        result: dict[str, Any] = PaymentSchema().dump(payment)
+        return result
+
+
+class OrderPageSchema(ma.Schema):
+    items = fields.List(fields.Nested(OrderSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class OrderQuerySchema(PageQuerySchema):
+    status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
+    user_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))

@@ -1,0 +1,257 @@
+"""Orders: placing one (and only one per idempotency key), reading, cancelling, and the changes
+of status that the order saga makes.
+
+Placing an order only records it: the order, its lines at frozen prices, its saga and the first
+saga message commit in one transaction; stock and coupon are the saga's to decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.db import UnitOfWork
+from app.ids import new_id
+from app.models import Coupon, Goods, IdempotencyKey, Order, OrderItem
+from app.models.orders import (
+    AWAITING_PAYMENT,
+    CANCELLED,
+    CANCELLING,
+    CONFIRMED,
+    PAID,
+    PENDING,
+    REFUNDED,
+)
+from app.services.errors import Conflict, IdempotencyKeyReuse, InvalidInput, NotFound
+from app.services.lookup import find
+from app.services.pagination import Page, paginate
+from app.timeutil import utcnow
+from sagas.engine import SagaEngine
+
+ORDER_SAGA = "order"
+# A key whose first request died before finishing may be taken over after this long.
+ABANDONED_KEY_AFTER = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Line:
+    goods_id: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Placed:
+    order: Order
+    replayed: bool
+
+
+def place_order(
+    new_uow: Callable[[], UnitOfWork],
+    engine: SagaEngine,
+    user_id: str,
+    lines: list[Line],
+    coupon_id: str | None,
+    idempotency_key: str | None = None,
+    request_hash: str = "",
+) -> Placed:
+    if idempotency_key is not None:
+        existing = _claim_key(new_uow, user_id, idempotency_key, request_hash)
+        if existing is not None:
+            with new_uow() as uow:
+                return Placed(get_order(uow, existing), replayed=True)
+    try:
+        with new_uow() as uow:
+            order = _new_order(uow, user_id, lines, coupon_id)
+            engine.start(uow, ORDER_SAGA, order.id)
+            if idempotency_key is not None:
+                uow.session.execute(
+                    update(IdempotencyKey)
+                    .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == idempotency_key)
+                    .values(order_id=order.id)
+                )
+            uow.commit()
+    except BaseException:
+        if idempotency_key is not None:
+            _release_key(new_uow, user_id, idempotency_key)
+        raise
+    with new_uow() as uow:
+        return Placed(get_order(uow, order.id), replayed=False)
+
+
+def _new_order(uow: UnitOfWork, user_id: str, lines: list[Line], coupon_id: str | None) -> Order:
+    wanted = {line.goods_id for line in lines}
+    prices = dict(
+        uow.session.execute(select(Goods.id, Goods.price_cents).where(Goods.id.in_(wanted))).tuples().all()
+    )
+    for index, line in enumerate(lines):
+        if line.goods_id not in prices:
+            raise InvalidInput(f"items.{index}.goods_id", f"Unknown goods {line.goods_id!r}.")
+    discount_cap = 0
+    if coupon_id is not None:
+        coupon = find(uow.session, Coupon, coupon_id)
+        if coupon is None or coupon.user_id != user_id:
+            raise InvalidInput("coupon_id", "No such coupon of yours.")
+        discount_cap = coupon.amount_off_cents
+    total = sum(prices[line.goods_id] * line.quantity for line in lines)
+    discount = min(discount_cap, total)
+    order = Order(
+        id=new_id("ord"),
+        user_id=user_id,
+        status=PENDING,
+        total_cents=total,
+        discount_cents=discount,
+        payable_cents=total - discount,
+        coupon_id=coupon_id,
+        points_credited=False,
+    )
+    order.items = [
+        OrderItem(
+            position=i, goods_id=line.goods_id, quantity=line.quantity, unit_price_cents=prices[line.goods_id]
+        )
+        for i, line in enumerate(lines)
+    ]
+    uow.session.add(order)
+    uow.session.flush()
+    return order
+
+
+def _claim_key(new_uow: Callable[[], UnitOfWork], user_id: str, key: str, request_hash: str) -> str | None:
+    """Insert the key first and let the primary key decide races (never check-then-insert).
+
+    Returns the order id to replay, or None when this request now owns the key.
+    """
+    with new_uow() as uow:
+        uow.session.add(IdempotencyKey(user_id=user_id, key=key, request_hash=request_hash))
+        try:
+            uow.commit()
+            return None
+        except IntegrityError:
+            uow.rollback()
+        row = uow.session.get(IdempotencyKey, (user_id, key))
+        if row is None:  # released by a failed first request just now: try once more
+            raise Conflict("A request with this Idempotency-Key is being processed; retry shortly.")
+        if row.request_hash != request_hash:
+            raise IdempotencyKeyReuse("This Idempotency-Key was used with a different request body.")
+        if row.order_id is not None:
+            return row.order_id
+        if row.created_at > utcnow() - ABANDONED_KEY_AFTER:
+            raise Conflict("A request with this Idempotency-Key is still being processed.")
+        taken = uow.session.execute(
+            update(IdempotencyKey)
+            .where(
+                IdempotencyKey.user_id == user_id,
+                IdempotencyKey.key == key,
+                IdempotencyKey.order_id.is_(None),
+                IdempotencyKey.created_at == row.created_at,
+            )
+            .values(created_at=utcnow())
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict("A request with this Idempotency-Key is still being processed.")
+        uow.commit()
+        return None
+
+
+def _release_key(new_uow: Callable[[], UnitOfWork], user_id: str, key: str) -> None:
+    """The request failed (bad input, say): free the key so a corrected request may use it."""
+    with new_uow() as uow:
+        row = uow.session.get(IdempotencyKey, (user_id, key))
+        if row is not None and row.order_id is None:
+            uow.session.delete(row)
+            uow.commit()
+
+
+def get_order(uow: UnitOfWork, order_id: str, owner_id: str | None = None) -> Order:
+    """`owner_id` set: someone else's order is reported as missing, never as forbidden."""
+    order = find(uow.session, Order, order_id)
+    if order is None or (owner_id is not None and order.user_id != owner_id):
+        raise NotFound(f"No order {order_id!r}.")
+    return order
+
+
+def list_orders(
+    uow: UnitOfWork, user_id: str | None, status: str | None, limit: int, cursor: str | None
+) -> Page[Order]:
+    statement = select(Order)
+    if user_id is not None:
+        statement = statement.where(Order.user_id == user_id)
+    if status is not None:
+        statement = statement.where(Order.status == status)
+    return paginate(uow.session, statement, Order.id, limit, cursor)
+
+
+def cancel_order(
+    new_uow: Callable[[], UnitOfWork], engine: SagaEngine, order_id: str, owner_id: str
+) -> tuple[Order, bool]:
+    """The buyer cancels. Returns the order and whether this call changed anything.
+
+    Locks are taken saga first, then order, as everywhere else, so a cancel and a running step
+    wait for each other instead of deadlocking.
+    """
+    with new_uow() as uow:
+        order = get_order(uow, order_id, owner_id)
+        if order.status in (CANCELLED, REFUNDED, CANCELLING):
+            return order, False
+        if order.status in (PAID, CONFIRMED):
+            raise Conflict(f"Order {order_id} is {order.status} and can no longer be cancelled.")
+        assert order.saga is not None
+        engine.abort(uow, order.saga.id, "user_cancelled")
+        locked = uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
+        assert locked is not None
+        if locked.status in (PAID, CONFIRMED):  # paid in the meantime; the rollback undoes the abort
+            raise Conflict(f"Order {order_id} is {locked.status} and can no longer be cancelled.")
+        if locked.status in (PENDING, AWAITING_PAYMENT):
+            locked.status = CANCELLING
+            locked.cancel_reason = locked.cancel_reason or "user_cancelled"
+            locked.updated_at = utcnow()
+        uow.commit()
+    with new_uow() as uow:
+        return get_order(uow, order_id), True
+
+
+# -- status changes made by the order saga ---------------------------------------------------
+
+
+def enter_awaiting_payment(uow: UnitOfWork, order_id: str, payment_timeout: timedelta) -> None:
+    now = utcnow()
+    uow.session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.status == PENDING)
+        .values(status=AWAITING_PAYMENT, payment_deadline=now + payment_timeout, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def start_cancelling(uow: UnitOfWork, order_id: str, reason: str) -> None:
+    """The first reason wins: a later one (a step failing after the user cancelled) is not it."""
+    order = uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
+    assert order is not None
+    if order.status in (PENDING, AWAITING_PAYMENT, CANCELLING):
+        order.status = CANCELLING
+        order.cancel_reason = order.cancel_reason or reason
+        order.updated_at = utcnow()
+
+
+def finish_cancelling(uow: UnitOfWork, order_id: str) -> None:
+    """CANCELLED only now that stock, coupon and payment are all returned."""
+    uow.session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.status == CANCELLING)
+        .values(status=CANCELLED, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def confirm(uow: UnitOfWork, order_id: str) -> Order:
+    """PAID (or a PENDING order with nothing to pay) becomes CONFIRMED."""
+    order = uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
+    assert order is not None
+    if not (order.status == PAID or (order.status == PENDING and order.payable_cents == 0)):
+        raise RuntimeError(f"order {order_id} is {order.status}; it cannot be confirmed")
+    order.status = CONFIRMED
+    order.updated_at = utcnow()
+    return order

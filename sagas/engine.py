@@ -1,0 +1,460 @@
+"""The saga engine: runs steps forward, compensates in reverse, and recovers from the database.
+
+Rules that make it safe under at-least-once delivery (DESIGN.md section 2):
+- Every transition holds the saga row's lock (`SELECT ... FOR UPDATE`), so a step, a
+  compensation, a cancellation and a sweep never interleave on one saga.
+- A message is acted on only if the saga is where the message says (status and position);
+  a duplicate or stale message finds it has moved on and does nothing.
+- An action's effect and the row saying it SUCCEEDED commit together; a compensation undoes
+  only an action that SUCCEEDED ("empty rollback" otherwise) and marks an action that never ran
+  SKIPPED, so it can never apply afterwards ("hanging action").
+- The next message goes to the outbox in the same transaction; a saga that has not moved for a
+  while is re-driven from its persisted state by the sweep, so a lost message loses nothing.
+
+The engine knows nothing of Flask or Celery: tasks call `run_action` / `run_compensation`, and
+classify what they raise (see tasks/saga.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from app import metrics, outbox
+from app.db import UnitOfWork
+from app.ids import new_id
+from app.services.errors import Conflict, NotFound
+from app.services.lookup import find
+from app.timeutil import utcnow
+from sagas.definition import BusinessFailure, SagaContext, SagaDefinition, Step
+from sagas.models import (
+    ACTION,
+    COMPENSATED,
+    COMPENSATING,
+    COMPENSATION,
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    STEP_FAILED,
+    STEP_PENDING,
+    STEP_RUNNING,
+    STEP_SKIPPED,
+    STEP_SUCCEEDED,
+    Saga,
+    SagaStep,
+)
+
+log = logging.getLogger(__name__)
+
+ERROR_LIMIT = 2000
+
+
+class SagaEngine:
+    def __init__(
+        self,
+        new_uow: Callable[[], UnitOfWork],
+        definitions: Mapping[str, SagaDefinition],
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.new_uow = new_uow
+        self.definitions = dict(definitions)
+        self.clock = clock
+
+    # -- starting -----------------------------------------------------------------------------
+
+    def start(self, uow: UnitOfWork, saga_type: str, order_id: str) -> Saga:
+        """Create the saga in the caller's transaction and queue its first step."""
+        definition = self.definitions[saga_type]
+        now = self.clock()
+        saga = Saga(
+            id=new_id("sga"),
+            type=saga_type,
+            order_id=order_id,
+            status=RUNNING,
+            position=0,
+            cancel_requested=False,
+            created_at=now,
+            updated_at=now,
+        )
+        saga.steps = [
+            SagaStep(position=i, name=step.name, kind=ACTION, status=STEP_PENDING, attempts=0)
+            for i, step in enumerate(definition.steps)
+        ]
+        uow.session.add(saga)
+        self._advance(uow, definition, saga, 0)
+        return saga
+
+    # -- forward ------------------------------------------------------------------------------
+
+    def run_action(self, saga_id: str, step_name: str) -> None:
+        """Run one action. Raises on a transient fault (the caller retries); handles the rest."""
+        started = time.monotonic()
+        with self.new_uow() as uow:
+            saga, definition = self._lock(uow, saga_id)
+            step, position = definition.step(step_name), definition.position(step_name)
+            row = saga.step(step.name, ACTION)
+            if (
+                not self._at(saga, RUNNING, position)
+                or row is None
+                or row.status not in (STEP_PENDING, STEP_RUNNING)
+            ):
+                self._count(step.name, ACTION, "stale")
+                return
+            if saga.cancel_requested:
+                self._begin_compensation(uow, definition, saga, saga.abort_reason or "cancelled")
+                uow.commit()
+                return
+            row.status = STEP_RUNNING
+            row.attempts += 1
+            row.started_at = row.started_at or self.clock()
+            self._touch(saga)
+            ctx = SagaContext(saga.id, saga.order_id)
+            if step.prepare is not None:
+                step.prepare(uow, ctx)
+            uow.commit()
+
+        try:
+            remote_result = step.remote(ctx) if step.remote is not None else None
+            orphaned = self._apply_action(
+                definition, step, position, SagaContext(saga_id, ctx.order_id, remote_result)
+            )
+        except BusinessFailure as failure:
+            self._fail_forward(definition, step, position, saga_id, failure.reason)
+            self._count(step.name, ACTION, "business_failure", started)
+            return
+        if orphaned and step.remote_compensation is not None:
+            # The saga was cancelled while the remote call ran: undo what it did at once.
+            step.remote_compensation(SagaContext(saga_id, ctx.order_id, remote_result))
+        self._count(step.name, ACTION, "stale" if orphaned else "succeeded", started)
+
+    def _apply_action(self, definition: SagaDefinition, step: Step, position: int, ctx: SagaContext) -> bool:
+        """Apply the action and move on, in one transaction. True if the saga had moved away."""
+        with self.new_uow() as uow:
+            saga, _ = self._lock(uow, ctx.saga_id)
+            row = saga.step(step.name, ACTION)
+            if not self._at(saga, RUNNING, position) or row is None or row.status != STEP_RUNNING:
+                return True
+            if step.action is not None:
+                step.action(uow, ctx)
+            row.status = STEP_SUCCEEDED
+            row.finished_at = self.clock()
+            row.error = None
+            self._advance(uow, definition, saga, position + 1)
+            uow.commit()
+            return False
+
+    def _fail_forward(
+        self, definition: SagaDefinition, step: Step, position: int, saga_id: str, reason: str
+    ) -> None:
+        with self.new_uow() as uow:
+            saga, _ = self._lock(uow, saga_id)
+            row = saga.step(step.name, ACTION)
+            if not self._at(saga, RUNNING, position) or row is None:
+                return
+            row.status = STEP_FAILED
+            row.error = reason
+            row.finished_at = self.clock()
+            self._begin_compensation(uow, definition, saga, reason)
+            uow.commit()
+
+    def _advance(self, uow: UnitOfWork, definition: SagaDefinition, saga: Saga, position: int) -> None:
+        """Queue the next step that applies, pause at a wait step, or complete the saga."""
+        ctx = SagaContext(saga.id, saga.order_id)
+        self._touch(saga)
+        for index in range(position, len(definition.steps)):
+            step = definition.steps[index]
+            row = saga.step(step.name, ACTION)
+            assert row is not None
+            if saga.cancel_requested:
+                saga.position = index
+                self._begin_compensation(uow, definition, saga, saga.abort_reason or "cancelled")
+                return
+            if not step.applies(uow, ctx):
+                row.status = STEP_SKIPPED
+                row.finished_at = self.clock()
+                continue
+            saga.position = index
+            if step.is_wait:
+                assert step.wait_status is not None
+                row.status = STEP_RUNNING
+                row.started_at = self.clock()
+                saga.status = step.wait_status
+                if step.on_wait is not None:
+                    step.on_wait(uow, ctx)
+                return
+            self._send(uow, definition.action_task(step), saga, step.queue)
+            return
+        saga.status = COMPLETED
+
+    # -- outside events -----------------------------------------------------------------------
+
+    def resume(self, uow: UnitOfWork, saga_id: str, step_name: str) -> bool:
+        """The event a wait step waited for has happened: carry on. False if it was not waiting."""
+        saga, definition = self._lock(uow, saga_id)
+        step, position = definition.step(step_name), definition.position(step_name)
+        row = saga.step(step.name, ACTION)
+        if not self._at(saga, step.wait_status, position) or row is None:
+            return False
+        row.status = STEP_SUCCEEDED
+        row.finished_at = self.clock()
+        saga.status = RUNNING
+        self._advance(uow, definition, saga, position + 1)
+        return True
+
+    def abort(self, uow: UnitOfWork, saga_id: str, reason: str) -> bool:
+        """Cancel the saga: compensate now if it is waiting or FAILED, else at its next step.
+
+        False if it is already compensating or finished (nothing to do).
+        """
+        saga, definition = self._lock(uow, saga_id)
+        if saga.status == RUNNING:
+            saga.cancel_requested = True
+            saga.abort_reason = saga.abort_reason or reason
+            return True
+        step = definition.steps[saga.position]
+        waiting = step.is_wait and saga.status == step.wait_status
+        if waiting or (saga.status == FAILED and saga.failed_kind == ACTION):
+            row = saga.step(step.name, ACTION)
+            if row is not None and waiting:
+                row.status = STEP_FAILED
+                row.error = reason
+                row.finished_at = self.clock()
+            saga.cancel_requested = True
+            saga.failed_kind = None
+            self._begin_compensation(uow, definition, saga, reason)
+            return True
+        return False
+
+    # -- backward -----------------------------------------------------------------------------
+
+    def _begin_compensation(
+        self, uow: UnitOfWork, definition: SagaDefinition, saga: Saga, reason: str
+    ) -> None:
+        saga.status = COMPENSATING
+        saga.abort_reason = saga.abort_reason or reason
+        ctx = SagaContext(saga.id, saga.order_id)
+        if definition.on_compensating is not None:
+            definition.on_compensating(uow, ctx, saga.abort_reason)
+        now = self.clock()
+        for index in range(len(definition.steps) - 1, -1, -1):
+            step = definition.steps[index]
+            row = saga.step(step.name, ACTION)
+            assert row is not None
+            if row.status == STEP_PENDING:
+                row.status = STEP_SKIPPED
+                row.finished_at = now
+                continue
+            started = row.status in (STEP_SUCCEEDED, STEP_RUNNING, STEP_FAILED)
+            if index <= saga.position and started and step.has_compensation:
+                assert step.compensation_name is not None
+                if saga.step(step.compensation_name, COMPENSATION) is None:
+                    saga.steps.append(
+                        SagaStep(
+                            position=index,
+                            name=step.compensation_name,
+                            kind=COMPENSATION,
+                            status=STEP_PENDING,
+                            attempts=0,
+                        )
+                    )
+        self._next_compensation(uow, definition, saga, saga.position)
+
+    def run_compensation(self, saga_id: str, step_name: str) -> None:
+        """Run one compensation. Raises on a transient fault (the caller retries)."""
+        started = time.monotonic()
+        with self.new_uow() as uow:
+            saga, definition = self._lock(uow, saga_id)
+            step, position = definition.step(step_name), definition.position(step_name)
+            assert step.compensation_name is not None
+            row = saga.step(step.compensation_name, COMPENSATION)
+            if (
+                not self._at(saga, COMPENSATING, position)
+                or row is None
+                or row.status
+                not in (
+                    STEP_PENDING,
+                    STEP_RUNNING,
+                )
+            ):
+                self._count(step.compensation_name, COMPENSATION, "stale")
+                return
+            row.status = STEP_RUNNING
+            row.attempts += 1
+            row.started_at = row.started_at or self.clock()
+            self._touch(saga)
+            action = saga.step(step.name, ACTION)
+            applied = action is not None and action.status == STEP_SUCCEEDED
+            uow.commit()
+        ctx = SagaContext(saga_id, saga.order_id, action_applied=applied)
+        remote = step.remote_compensation(ctx) if step.remote_compensation is not None else None
+        with self.new_uow() as uow:
+            saga, _ = self._lock(uow, saga_id)
+            row = saga.step(step.compensation_name, COMPENSATION)
+            if not self._at(saga, COMPENSATING, position) or row is None or row.status != STEP_RUNNING:
+                return
+            action = saga.step(step.name, ACTION)
+            applied = action is not None and action.status == STEP_SUCCEEDED
+            if step.compensation is not None:
+                step.compensation(uow, SagaContext(saga_id, saga.order_id, remote, applied))
+            now = self.clock()
+            if action is not None and action.status in (STEP_PENDING, STEP_RUNNING):
+                action.status = STEP_SKIPPED  # it can never apply now
+                action.finished_at = now
+            row.status = STEP_SUCCEEDED
+            row.finished_at = now
+            row.error = None
+            self._next_compensation(uow, definition, saga, position - 1)
+            uow.commit()
+        self._count(step.compensation_name, COMPENSATION, "succeeded", started)
+
+    def _next_compensation(
+        self, uow: UnitOfWork, definition: SagaDefinition, saga: Saga, position: int
+    ) -> None:
+        self._touch(saga)
+        for index in range(position, -1, -1):
+            step = definition.steps[index]
+            if not step.has_compensation:
+                continue
+            assert step.compensation_name is not None
+            row = saga.step(step.compensation_name, COMPENSATION)
+            if row is not None and row.status in (STEP_PENDING, STEP_RUNNING):
+                saga.position = index
+                self._send(
+                    uow, definition.compensation_task(step), saga, step.compensation_queue or step.queue
+                )
+                return
+        saga.status = COMPENSATED
+        if definition.on_compensated is not None:
+            definition.on_compensated(uow, SagaContext(saga.id, saga.order_id))
+
+    # -- failures -----------------------------------------------------------------------------
+
+    def note_failed_attempt(self, saga_id: str, step_name: str, kind: str, error: str) -> None:
+        """Record a transient fault on the step (it will be retried)."""
+        with self.new_uow() as uow:
+            saga, _definition, row = self._current_row(uow, saga_id, step_name, kind)
+            if row is None:
+                return
+            row.error = error[:ERROR_LIMIT]
+            self._touch(saga)
+            uow.commit()
+        self._count(row.name, kind, "transient_failure")
+
+    def mark_failed(self, saga_id: str, step_name: str, kind: str, error: str) -> None:
+        """Retries are exhausted: the saga is FAILED until an operator retries it."""
+        with self.new_uow() as uow:
+            saga, definition, row = self._current_row(uow, saga_id, step_name, kind)
+            if row is None:
+                return
+            row.status = STEP_FAILED
+            row.error = error[:ERROR_LIMIT]
+            row.finished_at = self.clock()
+            saga.status = FAILED
+            saga.failed_kind = kind
+            self._touch(saga)
+            if definition.on_failed is not None:
+                definition.on_failed(uow, SagaContext(saga.id, saga.order_id))
+            uow.commit()
+        metrics.SAGAS_FAILED.inc()
+        self._count(row.name, kind, "failed")
+        log.error("saga %s FAILED at %s %s after its retries: %s", saga_id, kind, row.name, error[:200])
+
+    def _current_row(
+        self, uow: UnitOfWork, saga_id: str, step_name: str, kind: str
+    ) -> tuple[Saga, SagaDefinition, SagaStep | None]:
+        saga, definition = self._lock(uow, saga_id)
+        position = definition.position(step_name)
+        expected = RUNNING if kind == ACTION else COMPENSATING
+        row = saga.step(step_name, kind)
+        if not self._at(saga, expected, position) or row is None or row.status != STEP_RUNNING:
+            return saga, definition, None
+        return saga, definition, row
+
+    # -- operators and the sweep --------------------------------------------------------------
+
+    def retry(self, saga_id: str) -> Saga:
+        """Resume a FAILED saga from the step that failed; Conflict for any other status."""
+        with self.new_uow() as uow:
+            saga, definition = self._lock(uow, saga_id)
+            if saga.status != FAILED:
+                raise Conflict(f"Saga {saga_id} is {saga.status}; only a FAILED saga can be retried.")
+            step = definition.steps[saga.position]
+            if saga.failed_kind == COMPENSATION:
+                assert step.compensation_name is not None
+                row, saga.status = saga.step(step.compensation_name, COMPENSATION), COMPENSATING
+                task, queue = definition.compensation_task(step), step.compensation_queue or step.queue
+            else:
+                row, saga.status = saga.step(step.name, ACTION), RUNNING
+                task, queue = definition.action_task(step), step.queue
+            assert row is not None
+            row.status = STEP_PENDING
+            row.finished_at = None
+            saga.failed_kind = None
+            self._touch(saga)
+            self._send(uow, task, saga, queue)
+            uow.commit()
+            return saga
+
+    def redrive_stale(self, older_than: timedelta, limit: int = 200) -> int:
+        """Send again the message of every saga that has not moved for `older_than`.
+
+        If the message was only slow, the duplicate finds the saga moved on and does nothing.
+        Rows locked by someone else are skipped, so two sweeps at once are harmless.
+        """
+        cutoff = self.clock() - older_than
+        with self.new_uow() as uow:
+            sagas = uow.session.scalars(
+                select(Saga)
+                .where(Saga.status.in_((RUNNING, COMPENSATING)), Saga.updated_at < cutoff)
+                .order_by(Saga.updated_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for saga in sagas:
+                definition = self.definitions[saga.type]
+                step = definition.steps[saga.position]
+                self._touch(saga)
+                if saga.status == RUNNING:
+                    self._send(uow, definition.action_task(step), saga, step.queue)
+                else:
+                    self._send(
+                        uow, definition.compensation_task(step), saga, step.compensation_queue or step.queue
+                    )
+                log.warning("saga %s had not moved since %s: re-driving %s", saga.id, cutoff, saga.status)
+            uow.commit()
+            return len(sagas)
+
+    def get(self, uow: UnitOfWork, saga_id: str) -> Saga:
+        saga = find(uow.session, Saga, saga_id)
+        if saga is None:
+            raise NotFound(f"No saga {saga_id!r}.")
+        return saga
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _lock(self, uow: UnitOfWork, saga_id: str) -> tuple[Saga, SagaDefinition]:
+        saga = uow.session.get(Saga, saga_id, with_for_update=True, populate_existing=True)
+        if saga is None:
+            raise NotFound(f"No saga {saga_id!r}.")
+        return saga, self.definitions[saga.type]
+
+    @staticmethod
+    def _at(saga: Saga, status: str | None, position: int) -> bool:
+        return saga.status == status and saga.position == position
+
+    def _touch(self, saga: Saga) -> None:
+        saga.updated_at = self.clock()
+
+    def _send(self, uow: UnitOfWork, task: str, saga: Saga, queue: str) -> None:
+        # saga_id and order_id as keyword arguments: Flower's search finds a saga's tasks by id.
+        outbox.add(uow, task, {"saga_id": saga.id, "order_id": saga.order_id}, queue)
+
+    @staticmethod
+    def _count(step: str, kind: str, outcome: str, started: float | None = None) -> None:
+        metrics.SAGA_STEPS.labels(step=step, kind=kind, outcome=outcome).inc()
+        if started is not None:
+            metrics.SAGA_STEP_SECONDS.labels(step=step, kind=kind).observe(time.monotonic() - started)

@@ -1,0 +1,150 @@
+"""The order saga: reserve stock → lock the coupon → create the payment → await payment → confirm.
+
+One definition in the generic engine. Each step calls a service function; domain "no"s
+(OutOfStock, CouponUnavailable) become business failures with the contract's cancel reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from app import outbox
+from app.config import Settings
+from app.db import UnitOfWork
+from app.models import Order
+from app.payments.port import PaymentProvider, ProviderPayment
+from app.services import coupons, inventory, orders, payments
+from app.services.errors import CouponUnavailable, OutOfStock
+from sagas.definition import BusinessFailure, SagaContext, SagaDefinition, Step
+
+NAME = "order"
+TASK_PREFIX = "orders.saga"
+AWAITING_PAYMENT = "AWAITING_PAYMENT"
+CREDIT_POINTS_TASK = "members.credit_points"
+
+
+@contextmanager
+def _business(reason: str, *errors: type[Exception]) -> Iterator[None]:
+    try:
+        yield
+    except errors:
+        raise BusinessFailure(reason) from None
+
+
+def _order(uow: UnitOfWork, ctx: SagaContext) -> Order:
+    order = uow.session.get(Order, ctx.order_id)
+    assert order is not None
+    return order
+
+
+def build(new_uow: Callable[[], UnitOfWork], provider: PaymentProvider, settings: Settings) -> SagaDefinition:
+    callback_url = f"{settings.public_url}/api/v1/payments/webhooks/{provider.name}"
+
+    def reserve_stock(uow: UnitOfWork, ctx: SagaContext) -> None:
+        with _business("insufficient_stock", OutOfStock):
+            inventory.reserve(uow, ctx.order_id)
+
+    def release_stock(uow: UnitOfWork, ctx: SagaContext) -> None:
+        if ctx.action_applied:
+            inventory.release(uow, ctx.order_id)
+
+    def has_coupon(uow: UnitOfWork, ctx: SagaContext) -> bool:
+        return _order(uow, ctx).coupon_id is not None
+
+    def lock_coupon(uow: UnitOfWork, ctx: SagaContext) -> None:
+        with _business("coupon_unavailable", CouponUnavailable):
+            coupons.lock_for_order(uow, _order(uow, ctx))
+
+    def release_coupon(uow: UnitOfWork, ctx: SagaContext) -> None:
+        coupons.release_for_order(uow, _order(uow, ctx))  # does nothing unless this order holds it
+
+    def has_amount_due(uow: UnitOfWork, ctx: SagaContext) -> bool:
+        return _order(uow, ctx).payable_cents > 0
+
+    def prepare_payment(uow: UnitOfWork, ctx: SagaContext) -> None:
+        payments.prepare(uow, ctx.order_id, provider.name, settings.currency)
+
+    def create_at_provider(ctx: SagaContext) -> ProviderPayment:
+        request = _payment_request(ctx)
+        assert request is not None, "prepare_payment runs first"
+        return payments.create_at_provider(provider, request, callback_url)
+
+    def record_payment(uow: UnitOfWork, ctx: SagaContext) -> None:
+        payments.record_created(uow, ctx.order_id, ctx.remote_result)
+
+    def void_at_provider(ctx: SagaContext) -> Any:
+        request = _payment_request(ctx)
+        if request is None:
+            return None  # the action never got as far as recording a payment
+        return payments.void_at_provider(provider, request, callback_url, known=ctx.remote_result)
+
+    def record_void(uow: UnitOfWork, ctx: SagaContext) -> None:
+        if ctx.remote_result is not None:
+            payments.record_voided(uow, ctx.order_id, str(ctx.remote_result))
+
+    def await_payment(uow: UnitOfWork, ctx: SagaContext) -> None:
+        orders.enter_awaiting_payment(uow, ctx.order_id, timedelta(seconds=settings.payment_timeout_seconds))
+
+    def confirm_order(uow: UnitOfWork, ctx: SagaContext) -> None:
+        order = orders.confirm(uow, ctx.order_id)
+        inventory.sell(uow, order.id)
+        if order.coupon_id is not None:
+            coupons.use_for_order(uow, order)
+        # Points go through the members queue: an order confirms even while no worker serves it.
+        outbox.add(uow, CREDIT_POINTS_TASK, {"order_id": order.id}, "members")
+
+    def _payment_request(ctx: SagaContext) -> payments.PaymentRequest | None:
+        with new_uow() as uow:
+            return payments.request_for(uow, ctx.order_id)
+
+    def on_compensating(uow: UnitOfWork, ctx: SagaContext, reason: str) -> None:
+        orders.start_cancelling(uow, ctx.order_id, reason)
+
+    def on_compensated(uow: UnitOfWork, ctx: SagaContext) -> None:
+        orders.finish_cancelling(uow, ctx.order_id)
+
+    return SagaDefinition(
+        name=NAME,
+        task_prefix=TASK_PREFIX,
+        steps=(
+            Step(
+                "reserve_stock",
+                queue="inventory",
+                action=reserve_stock,
+                compensation_name="release_stock",
+                compensation=release_stock,
+            ),
+            Step(
+                "lock_coupon",
+                queue="coupons",
+                action=lock_coupon,
+                applies=has_coupon,
+                compensation_name="release_coupon",
+                compensation=release_coupon,
+            ),
+            Step(
+                "create_payment",
+                queue="payments",
+                applies=has_amount_due,
+                prepare=prepare_payment,
+                remote=create_at_provider,
+                action=record_payment,
+                compensation_name="void_payment",
+                remote_compensation=void_at_provider,
+                compensation=record_void,
+            ),
+            Step(
+                "await_payment",
+                queue="payments",
+                applies=has_amount_due,
+                wait_status=AWAITING_PAYMENT,
+                on_wait=await_payment,
+            ),
+            Step("confirm_order", queue="orders", action=confirm_order),
+        ),
+        on_compensating=on_compensating,
+        on_compensated=on_compensated,
+    )

@@ -1,0 +1,83 @@
+"""The outbox relay: sends committed outbox messages to the broker.
+
+It runs right after each commit (for speed) and from the sweep (for messages the broker could
+not take at the time). No database transaction is open while it talks to the broker; a message
+sent twice (a crash between sending and marking) is harmless because every task is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import Celery
+from sqlalchemy import select, update
+
+from app.db import Database
+from app.models import OutboxMessage
+from app.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "ordersaga_request_id"
+
+
+class OutboxRelay:
+    def __init__(self, db: Database, celery_app: Celery) -> None:
+        self.db = db
+        self.celery_app = celery_app
+
+    def send(self, ids: list[int]) -> int:
+        """Send these messages if still unsent; returns how many went out."""
+        with self.db.uow() as uow:
+            messages = list(
+                uow.session.scalars(
+                    select(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.sent_at.is_(None))
+                )
+            )
+        return self._send(messages)
+
+    def send_overdue(self, older_than: timedelta = timedelta(seconds=2), limit: int = 500) -> int:
+        """Send what the after-commit relay could not (broker down, process killed)."""
+        cutoff = utcnow() - older_than
+        with self.db.uow() as uow:
+            messages = list(
+                uow.session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.sent_at.is_(None), OutboxMessage.created_at < cutoff)
+                    .order_by(OutboxMessage.id)
+                    .limit(limit)
+                )
+            )
+        return self._send(messages)
+
+    def _send(self, messages: list[OutboxMessage]) -> int:
+        sent: list[int] = []
+        try:
+            for message in messages:
+                self.celery_app.send_task(
+                    message.task,
+                    kwargs=message.kwargs,
+                    queue=message.queue,
+                    eta=message.eta,
+                    headers={REQUEST_ID_HEADER: message.request_id} if message.request_id else None,
+                    retry=False,
+                )
+                sent.append(message.id)
+        finally:
+            if sent:
+                with self.db.uow() as uow:
+                    uow.session.execute(
+                        update(OutboxMessage)
+                        .where(OutboxMessage.id.in_(sent), OutboxMessage.sent_at.is_(None))
+                        .values(sent_at=utcnow())
+                    )
+                    uow.commit()
+        return len(sent)
+
+    def purge_sent(self, older_than: timedelta = timedelta(days=1)) -> None:
+        from sqlalchemy import delete
+
+        with self.db.uow() as uow:
+            uow.session.execute(delete(OutboxMessage).where(OutboxMessage.sent_at < utcnow() - older_than))
+            uow.commit()
