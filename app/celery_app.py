@@ -88,6 +88,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     app_state.relay = OutboxRelay(app_state.db, celery_app)
     app_state.db.after_commit = app_state.relay.send
     app.extensions["celery"] = celery_app
+    celery_app.flask_app = app  # type: ignore[attr-defined]  # for the `saga` CLI
     return celery_app
 
 

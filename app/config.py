@@ -48,6 +48,8 @@ class Settings:
     sandbox_api_key: str
     sandbox_webhook_secret: str
     currency: str
+    step_max_retries: int = 5
+    step_retry_backoff_seconds: int = 2
     used_development_secrets: bool = False
 
     @property
@@ -68,7 +70,7 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
     if raw is None:
         return default
     if not re.fullmatch(r"[0-9]{1,9}", raw) or int(raw) <= 0:
-        raise ConfigError(f"{name} must be a positive integer of seconds, got {raw!r}")
+        raise ConfigError(f"{name} must be a positive integer, got {raw!r}")
     return int(raw)
 
 
@@ -150,6 +152,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sandbox_api_key=api_key,
         sandbox_webhook_secret=webhook_secret,
         currency=currency,
+        step_max_retries=_positive_int(environ, "ORDERSAGA_STEP_MAX_RETRIES", 5),
+        step_retry_backoff_seconds=_positive_int(environ, "ORDERSAGA_STEP_RETRY_BACKOFF_SECONDS", 2),
         used_development_secrets=dev1 or dev2 or dev3,
     )
 

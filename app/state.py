@@ -54,6 +54,9 @@ class AppState:
     def after_fork(self) -> None:
         self.db.dispose_after_fork()
         self._redis = None
+        # The provider's HTTP session (and the engine bound to it) are made anew in each process.
+        self.__dict__.pop("provider", None)
+        self.__dict__.pop("engine", None)
 
 
 def state(app: Flask | Any = None) -> AppState:

@@ -18,7 +18,7 @@ from app.models import Order
 from app.payments.port import PaymentProvider, ProviderPayment
 from app.services import coupons, inventory, orders, payments
 from app.services.errors import CouponUnavailable, OutOfStock
-from sagas.definition import BusinessFailure, SagaContext, SagaDefinition, Step
+from sagas.definition import BusinessFailure, RetryPolicy, SagaContext, SagaDefinition, Step
 
 NAME = "order"
 TASK_PREFIX = "orders.saga"
@@ -42,6 +42,9 @@ def _order(uow: UnitOfWork, ctx: SagaContext) -> Order:
 
 def build(new_uow: Callable[[], UnitOfWork], provider: PaymentProvider, settings: Settings) -> SagaDefinition:
     callback_url = f"{settings.public_url}/api/v1/payments/webhooks/{provider.name}"
+    retry = RetryPolicy(
+        max_retries=settings.step_max_retries, backoff_seconds=settings.step_retry_backoff_seconds
+    )
 
     def reserve_stock(uow: UnitOfWork, ctx: SagaContext) -> None:
         with _business("insufficient_stock", OutOfStock):
@@ -116,6 +119,7 @@ def build(new_uow: Callable[[], UnitOfWork], provider: PaymentProvider, settings
                 action=reserve_stock,
                 compensation_name="release_stock",
                 compensation=release_stock,
+                retry=retry,
             ),
             Step(
                 "lock_coupon",
@@ -124,6 +128,7 @@ def build(new_uow: Callable[[], UnitOfWork], provider: PaymentProvider, settings
                 applies=has_coupon,
                 compensation_name="release_coupon",
                 compensation=release_coupon,
+                retry=retry,
             ),
             Step(
                 "create_payment",
@@ -135,6 +140,7 @@ def build(new_uow: Callable[[], UnitOfWork], provider: PaymentProvider, settings
                 compensation_name="void_payment",
                 remote_compensation=void_at_provider,
                 compensation=record_void,
+                retry=retry,
             ),
             Step(
                 "await_payment",
@@ -143,7 +149,7 @@ def build(new_uow: Callable[[], UnitOfWork], provider: PaymentProvider, settings
                 wait_status=AWAITING_PAYMENT,
                 on_wait=await_payment,
             ),
-            Step("confirm_order", queue="orders", action=confirm_order),
+            Step("confirm_order", queue="orders", action=confirm_order, retry=retry),
         ),
         on_compensating=on_compensating,
         on_compensated=on_compensated,

@@ -84,5 +84,5 @@ def cancel_order(order_id: str) -> Any:
     app_state = state()
     order, changed = orders.cancel_order(app_state.db.uow, app_state.engine, order_id, current_user().id)
     if not changed and order.status != "CANCELLING":
-        return OrderSchema().dump(order), 200
+        return order, 200
     return order

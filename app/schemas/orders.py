@@ -26,9 +26,12 @@ class OrderCreateSchema(StrictSchema):
     def distinct_goods(self, items: list[dict[str, Any]], **_kwargs: Any) -> None:
         seen: set[str] = set()
         for item in items:
-            if item["goods_id"] in seen:
-                raise ma.ValidationError(f"Goods {item['goods_id']} appear twice; use one line per goods.")
-            seen.add(item["goods_id"])
+            goods_id = item.get("goods_id")  # lines that failed their own validation lack it
+            if goods_id is None:
+                continue
+            if goods_id in seen:
+                raise ma.ValidationError(f"Goods {goods_id} appear twice; use one line per goods.")
+            seen.add(goods_id)
 
 
 class OrderItemSchema(ma.Schema):

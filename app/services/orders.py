@@ -84,8 +84,8 @@ def place_order(
 
 def _new_order(uow: UnitOfWork, user_id: str, lines: list[Line], coupon_id: str | None) -> Order:
     wanted = {line.goods_id for line in lines}
-    prices = dict(
-        uow.session.execute(select(Goods.id, Goods.price_cents).where(Goods.id.in_(wanted))).tuples().all()
+    prices: dict[str, int] = dict(
+        uow.session.execute(select(Goods.id, Goods.price_cents).where(Goods.id.in_(wanted))).all()
     )
     for index, line in enumerate(lines):
         if line.goods_id not in prices:

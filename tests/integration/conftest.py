@@ -16,6 +16,9 @@ from tests.support.env import settings_for
 @pytest.fixture
 def app(pg_url: str, redis_url: str) -> Iterator[Flask]:
     flask_app = create_app(settings_for(pg_url, redis_url))
+    # In-process API tests run no worker: outbox messages stay in the database rather than
+    # piling up in the shared test broker. The relay is tested with real workers elsewhere.
+    flask_app.extensions["ordersaga"].db.after_commit = None
     yield flask_app
     flask_app.extensions["ordersaga"].db.engine.dispose()
     truncate_all(pg_url)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 
-from app.models.base import Base
 from app.sandbox import service
 from app.sandbox.models import SandboxPayment
 from app.state import state
@@ -25,15 +23,6 @@ GOOD: dict[str, Any] = {
     "callback_url": "http://127.0.0.1:8000/api/v1/payments/webhooks/sandbox",
     "reference": "ord_01TEST",
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def sandbox_tables(pg_url: str) -> Iterator[None]:
-    """Until the Alembic migration that creates them lands; then `checkfirst` makes this a no-op."""
-    engine = create_engine(pg_url)
-    Base.metadata.create_all(engine, tables=[SandboxPayment.__table__], checkfirst=True)  # type: ignore[list-item]
-    engine.dispose()
-    yield
 
 
 def create(client: FlaskClient, headers: dict[str, str] | None = None, **changes: Any) -> Any:

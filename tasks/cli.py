@@ -1,0 +1,83 @@
+"""`celery -A celery_worker saga list|show|retry`: the operator's saga commands.
+
+Registered as a celery sub-command through the `celery.commands` entry point, so it loads the
+same app (and settings) as the worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from celery.bin.base import CeleryCommand, CLIContext
+from sqlalchemy import select
+
+from app.services.errors import ServiceError
+from app.state import state
+from app.timeutil import rfc3339
+from sagas.models import SAGA_STATUSES, Saga
+
+
+def _state(ctx: click.Context) -> Any:
+    obj: CLIContext = ctx.obj
+    return state(obj.app.flask_app)
+
+
+@click.group(name="saga")
+def saga() -> None:
+    """Inspect sagas and resume FAILED ones."""
+
+
+@saga.command(name="list", cls=CeleryCommand)
+@click.option("--status", type=click.Choice(SAGA_STATUSES), default=None, help="Only sagas in this status.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.pass_context
+def list_sagas(ctx: click.Context, status: str | None, limit: int) -> None:
+    """The most recently moved sagas first."""
+    app_state = _state(ctx)
+    statement = select(Saga).order_by(Saga.updated_at.desc()).limit(limit)
+    if status is not None:
+        statement = statement.where(Saga.status == status)
+    with app_state.db.uow() as uow:
+        sagas = list(uow.session.scalars(statement))
+    if not sagas:
+        click.echo("no sagas")
+    for item in sagas:
+        step = next((s for s in item.steps if s.kind == "action" and s.position == item.position), None)
+        click.echo(
+            f"{item.id}  {item.status:<16} order {item.order_id}  step {step.name if step else '-':<15} "
+            f"moved {rfc3339(item.updated_at)}"
+        )
+
+
+@saga.command(name="show", cls=CeleryCommand)
+@click.argument("saga_id")
+@click.pass_context
+def show(ctx: click.Context, saga_id: str) -> None:
+    """One saga's timeline of steps and compensations."""
+    app_state = _state(ctx)
+    try:
+        with app_state.db.uow() as uow:
+            item = app_state.engine.get(uow, saga_id)
+    except ServiceError as error:
+        raise click.ClickException(error.detail) from None
+    click.echo(f"saga {item.id} ({item.type}) for order {item.order_id}: {item.status}")
+    for step in item.steps:
+        when = rfc3339(step.finished_at or step.started_at) if (step.finished_at or step.started_at) else "-"
+        failure = f"  error: {step.error}" if step.error else ""
+        click.echo(
+            f"  {step.kind:<12} {step.name:<15} {step.status:<9} attempts {step.attempts}  {when}{failure}"
+        )
+
+
+@saga.command(name="retry", cls=CeleryCommand)
+@click.argument("saga_id")
+@click.pass_context
+def retry(ctx: click.Context, saga_id: str) -> None:
+    """Resume a FAILED saga from the step that failed."""
+    app_state = _state(ctx)
+    try:
+        item = app_state.engine.retry(saga_id)
+    except ServiceError as error:
+        raise click.ClickException(error.detail) from None
+    click.echo(f"saga {item.id} resumed: {item.status}")

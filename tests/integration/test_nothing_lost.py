@@ -1,0 +1,170 @@
+"""Nothing is lost: a broker that is down or loses every message, a worker killed with SIGKILL
+mid-step, and a fault that outlasts its retries (then an operator resumes the saga).
+
+Each test gets its own deployment (private Redis, fresh database, real processes)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+
+from scripts.servers import Server, free_port
+from tests.support.env import REPO, process_env
+from tests.support.processes import wait_until
+from tests.support.stack import Stack
+
+
+@pytest.fixture
+def stack(pg_server: Server) -> Iterator[Stack]:
+    stack = Stack(pg_server.url)
+    try:
+        stack.start_api()
+        yield stack
+    finally:
+        stack.close()
+
+
+def _place_many(stack: Stack, goods_id: str, buyers: int) -> list[str]:
+    users = [stack.user() for _ in range(buyers)]
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        responses = list(pool.map(lambda u: stack.place(u, [(goods_id, 1)]), users))
+    assert [r.status_code for r in responses] == [202] * buyers
+    return [r.json()["id"] for r in responses]
+
+
+def _assert_settled_and_conserved(stack: Stack, order_ids: list[str], goods_id: str, stock: int) -> None:
+    statuses = [stack.wait_order(order_id, timeout=90)["status"] for order_id in order_ids]
+    assert set(statuses) <= {"AWAITING_PAYMENT", "CANCELLED"}
+    assert statuses.count("AWAITING_PAYMENT") == min(stock, len(order_ids))
+    assert stack.sql("SELECT count(*) AS n FROM sagas WHERE status IN ('RUNNING', 'COMPENSATING')")[0].n == 0
+    goods = stack.stock(goods_id)
+    assert goods["stock_available"] + goods["stock_reserved"] + goods["stock_sold"] == stock
+    assert goods["stock_reserved"] == statuses.count("AWAITING_PAYMENT")
+
+
+def test_an_order_placed_while_the_broker_is_down_proceeds_when_it_returns(stack: Stack) -> None:
+    stack.start_worker()
+    stack.start_beat()
+    goods, buyer = stack.goods(stock=3), stack.user()
+
+    stack.redis.kill()
+    started = time.monotonic()
+    response = stack.place(buyer, [(goods["id"], 1)])
+    elapsed = time.monotonic() - started
+    assert response.status_code == 202, response.text
+    assert elapsed < 10, f"placing an order waited {elapsed:.1f}s on a dead broker"
+    order_id = response.json()["id"]
+    unsent = stack.sql("SELECT count(*) AS n FROM outbox_messages WHERE sent_at IS NULL")[0].n
+    assert unsent == 1
+    assert stack.order(order_id)["status"] == "PENDING"
+
+    stack.redis.start()  # empty: the message exists only in the outbox
+    order = stack.wait_order(order_id, timeout=90)
+    assert order["status"] == "AWAITING_PAYMENT", order
+    # The worker left running through the restart consumes new work afterwards too.
+    second = stack.place(buyer, [(goods["id"], 1)]).json()["id"]
+    assert stack.wait_order(second, timeout=60)["status"] == "AWAITING_PAYMENT"
+
+
+def test_a_worker_killed_mid_step_loses_nothing(stack: Stack) -> None:
+    goods = stack.goods(stock=15)
+    order_ids = _place_many(stack, goods["id"], 20)  # no worker yet: all twenty wait in the broker
+    stack.start_worker()
+
+    def some_progress() -> bool:
+        return stack.sql("SELECT count(*) AS n FROM saga_steps WHERE status = 'SUCCEEDED'")[0].n >= 4
+
+    wait_until(some_progress, timeout=60, interval=0.02, what="the worker to make progress")
+    stack.kill("worker")  # SIGKILL to the whole worker: parent and pool children
+    unfinished = stack.sql("SELECT count(*) AS n FROM sagas WHERE status IN ('RUNNING', 'COMPENSATING')")[0].n
+    assert unfinished > 0, "every saga finished before the kill; the test proved nothing"
+
+    stack.start_worker()
+    stack.start_beat()
+    _assert_settled_and_conserved(stack, order_ids, goods["id"], 15)
+
+
+def test_the_sweep_finishes_sagas_whose_messages_the_broker_lost(stack: Stack) -> None:
+    goods = stack.goods(stock=6)
+    order_ids = _place_many(stack, goods["id"], 8)  # no worker: the messages sit in Redis
+    assert stack.sql("SELECT count(*) AS n FROM outbox_messages WHERE sent_at IS NULL")[0].n == 0
+    client = redis.Redis.from_url(stack.redis.url)
+    assert client.llen("inventory") == 8
+    client.flushall()  # the broker loses every message
+    client.close()
+
+    stack.start_worker()
+    stack.start_beat()
+    _assert_settled_and_conserved(stack, order_ids, goods["id"], 6)
+
+
+def _metric(stack: Stack, name: str) -> float:
+    text = stack.call("GET", "/metrics").text
+    match = re.search(rf"^{name} (\S+)$", text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_a_fault_that_outlasts_its_retries_fails_the_saga_until_an_operator_retries(stack: Stack) -> None:
+    # The provider is unreachable from this worker: every create_payment attempt fails.
+    stack.start_worker(ORDERSAGA_PUBLIC_URL=f"http://127.0.0.1:{free_port()}")
+    stack.start_beat()
+    goods, buyer = stack.goods(stock=5), stack.user()
+    first = stack.place(buyer, [(goods["id"], 1)]).json()
+    second = stack.place(buyer, [(goods["id"], 1)]).json()
+
+    def failed(order: dict[str, object]) -> dict[str, object] | None:
+        saga = stack.saga(order["saga"]["id"])  # type: ignore[index]
+        return saga if saga["status"] == "FAILED" else None
+
+    for order in (first, second):
+        saga = wait_until(lambda o=order: failed(o), timeout=60, what=f"the saga to fail\n{stack.logs()}")
+        step = next(s for s in saga["steps"] if s["name"] == "create_payment")
+        assert (step["status"], step["attempts"]) == ("FAILED", 3)  # the first try and two retries
+        assert "ProviderUnavailable" in step["error"]
+        assert stack.order(order["id"])["status"] == "PENDING"
+    listed = stack.ok("GET", "/api/v1/admin/sagas?status=FAILED")["items"]
+    assert {s["order_id"] for s in listed} == {first["id"], second["id"]}
+    assert _metric(stack, "ordersaga_sagas_failed_total") >= 2
+
+    running = stack.ok("GET", "/api/v1/admin/sagas?status=COMPENSATED")["items"]
+    assert running == []
+    assert (
+        stack.call("POST", f"/api/v1/admin/sagas/{first['saga']['id']}/retry", buyer["token"]).status_code
+        == 403
+    )
+
+    # The fault is gone: a worker that can reach the provider.
+    stack.stop("worker")
+    stack.start_worker()
+    retried = stack.call("POST", f"/api/v1/admin/sagas/{first['saga']['id']}/retry")
+    assert retried.status_code == 202, retried.text
+    assert stack.wait_order(first["id"])["status"] == "AWAITING_PAYMENT"
+    again = stack.call("POST", f"/api/v1/admin/sagas/{first['saga']['id']}/retry")
+    assert again.status_code == 409 and again.json()["code"] == "conflict"
+
+    cli = [sys.executable, "-m", "celery", "-A", "celery_worker", "saga"]
+    env = process_env(stack.env)
+    shown = subprocess.run(
+        [*cli, "show", second["saga"]["id"]], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert shown.returncode == 0 and "FAILED" in shown.stdout and "create_payment" in shown.stdout
+    listed_cli = subprocess.run(
+        [*cli, "list", "--status", "FAILED"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert second["saga"]["id"] in listed_cli.stdout
+    result = subprocess.run(
+        [*cli, "retry", second["saga"]["id"]], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert stack.wait_order(second["id"])["status"] == "AWAITING_PAYMENT"
+    refused = subprocess.run(
+        [*cli, "retry", second["saga"]["id"]], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode != 0 and "only a FAILED saga" in refused.stderr

@@ -1,0 +1,215 @@
+"""The engine's exactly-once guarantees, driven step by step in-process on PostgreSQL.
+
+A fake provider stands in for the network; everything else (services, engine, database) is real.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from app.config import Settings
+from app.db import Database
+from app.models import Coupon, Goods, Order, Payment, User
+from app.payments.port import PaymentStatus, ProviderPayment, ProviderUnavailable
+from app.services import coupons, goods, orders, users
+from app.state import state
+from sagas import order_saga
+from sagas.engine import SagaEngine
+from sagas.models import Saga
+from tests.support.fakes import FakeProvider
+
+
+@dataclass
+class World:
+    db: Database
+    engine: SagaEngine
+    provider: FakeProvider
+    user_id: str
+    goods_id: str
+    coupon_id: str
+
+    def place(self, quantity: int = 2, coupon: bool = True) -> tuple[str, str]:
+        placed = orders.place_order(
+            self.db.uow,
+            self.engine,
+            self.user_id,
+            [orders.Line(self.goods_id, quantity)],
+            self.coupon_id if coupon else None,
+        )
+        assert placed.order.saga is not None
+        return placed.order.id, placed.order.saga.id
+
+    def read(self, model: Any, row_id: str) -> Any:
+        with self.db.uow() as uow:
+            return uow.session.get(model, row_id)
+
+    def saga(self, saga_id: str) -> Saga:
+        with self.db.uow() as uow:
+            return self.engine.get(uow, saga_id)
+
+    def stock(self) -> tuple[int, int, int]:
+        g = self.read(Goods, self.goods_id)
+        return g.stock_available, g.stock_reserved, g.stock_sold
+
+    def abort(self, saga_id: str, reason: str = "user_cancelled") -> None:
+        with self.db.uow() as uow:
+            assert self.engine.abort(uow, saga_id, reason)
+            uow.commit()
+
+
+@pytest.fixture
+def world(app: Flask) -> Iterator[World]:
+    app_state = state(app)
+    settings: Settings = app_state.settings
+    provider = FakeProvider()
+    definition = order_saga.build(app_state.db.uow, provider, settings)
+    engine = SagaEngine(app_state.db.uow, {definition.name: definition})
+    with app_state.db.uow() as uow:
+        user_id = users.create_user(uow, "W", "w@example.com").user.id
+    with app_state.db.uow() as uow:
+        goods_id = goods.create_goods(uow, "W-1", "Tea", 1000, 10).id
+    with app_state.db.uow() as uow:
+        coupon_id = coupons.create_coupon(uow, user_id, 300, 0, None).id
+    yield World(app_state.db, engine, provider, user_id, goods_id, coupon_id)
+
+
+def test_each_action_twice_has_the_effect_of_once(world: World) -> None:
+    _, saga_id = world.place()
+    for step in ("reserve_stock", "reserve_stock"):
+        world.engine.run_action(saga_id, step)
+    assert world.stock() == (8, 2, 0)
+    world.engine.run_action(saga_id, "lock_coupon")
+    world.engine.run_action(saga_id, "lock_coupon")
+    assert world.read(Coupon, world.coupon_id).status == "LOCKED"
+    world.engine.run_action(saga_id, "create_payment")
+    world.engine.run_action(saga_id, "create_payment")
+    assert [c for c in world.provider.calls if c.startswith("create")] == [world.provider.calls[0]]
+    assert len(world.provider.payments) == 1
+    saga = world.saga(saga_id)
+    assert saga.status == "AWAITING_PAYMENT"
+    assert [s.attempts for s in saga.steps if s.kind == "action"][:3] == [1, 1, 1]
+    assert world.stock() == (8, 2, 0)
+
+
+def test_each_compensation_twice_has_the_effect_of_once(world: World) -> None:
+    order_id, saga_id = world.place()
+    for step in ("reserve_stock", "lock_coupon", "create_payment"):
+        world.engine.run_action(saga_id, step)
+    world.abort(saga_id)
+    assert world.read(Order, order_id).status == "CANCELLING"
+    for step in (
+        "void_payment",
+        "void_payment",
+        "release_coupon",
+        "release_coupon",
+        "release_stock",
+        "release_stock",
+    ):
+        world.engine.run_compensation(saga_id, step)
+    assert [c.split()[0] for c in world.provider.calls].count("void") == 1
+    assert world.stock() == (10, 0, 0)
+    assert world.read(Coupon, world.coupon_id).status == "AVAILABLE"
+    order = world.read(Order, order_id)
+    assert (order.status, order.cancel_reason) == ("CANCELLED", "user_cancelled")
+    assert world.saga(saga_id).status == "COMPENSATED"
+    with world.db.uow() as uow:
+        payment = uow.session.scalar(select(Payment).where(Payment.order_id == order_id))
+        assert payment is not None and payment.status == "VOIDED"
+    assert next(iter(world.provider.payments.values())).status == PaymentStatus.VOIDED
+
+
+def test_a_compensation_for_an_action_that_never_ran_does_nothing(world: World) -> None:
+    order_id, saga_id = world.place()
+    world.abort(saga_id)  # cancelled before its first step ran
+    world.engine.run_action(saga_id, "reserve_stock")  # the first step's message arrives late
+    assert world.stock() == (10, 0, 0)
+    saga = world.saga(saga_id)
+    assert saga.status == "COMPENSATED"
+    assert {s.status for s in saga.steps} == {"SKIPPED"}
+    assert world.read(Order, order_id).status == "CANCELLED"
+
+
+def test_an_action_whose_compensation_ran_never_applies_afterwards(world: World) -> None:
+    """A hanging action: the step's message is redelivered after the saga was compensated."""
+    _, saga_id = world.place()
+    world.engine.run_action(saga_id, "reserve_stock")
+    world.abort(saga_id)
+    world.engine.run_action(saga_id, "lock_coupon")  # sees the cancellation: compensates instead
+    world.engine.run_compensation(saga_id, "release_stock")
+    assert world.saga(saga_id).status == "COMPENSATED"
+    for step in ("reserve_stock", "lock_coupon", "create_payment"):  # every late duplicate
+        world.engine.run_action(saga_id, step)
+    assert world.stock() == (10, 0, 0)
+    assert world.read(Coupon, world.coupon_id).status == "AVAILABLE"
+    assert world.provider.calls == []
+
+
+def test_a_lost_provider_answer_is_still_voided(world: World) -> None:
+    """create_payment reached the provider but the answer was lost; the void still finds it."""
+    _, saga_id = world.place()
+    world.engine.run_action(saga_id, "reserve_stock")
+    world.engine.run_action(saga_id, "lock_coupon")
+    real_create = world.provider.create_payment
+
+    def create_then_lose_answer(**kwargs: Any) -> ProviderPayment:
+        real_create(**kwargs)
+        raise ProviderUnavailable("connection reset after the provider created it")
+
+    world.provider.create_payment = create_then_lose_answer  # type: ignore[method-assign]
+    with pytest.raises(ProviderUnavailable):
+        world.engine.run_action(saga_id, "create_payment")
+    world.provider.create_payment = real_create  # type: ignore[method-assign]
+    world.abort(saga_id)  # the saga is RUNNING: the request is honoured at its next step
+    world.engine.run_action(saga_id, "create_payment")  # the retry sees the cancellation
+    for step in ("void_payment", "release_coupon", "release_stock"):
+        world.engine.run_compensation(saga_id, step)
+    assert [p.status for p in world.provider.payments.values()] == [PaymentStatus.VOIDED]
+    assert world.saga(saga_id).status == "COMPENSATED"
+    assert world.stock() == (10, 0, 0)
+
+
+def test_a_cancellation_during_the_provider_call_voids_the_new_payment(world: World) -> None:
+    _, saga_id = world.place(coupon=False)
+    world.engine.run_action(saga_id, "reserve_stock")
+    real_create = world.provider.create_payment
+
+    def cancel_meanwhile(**kwargs: Any) -> ProviderPayment:
+        created = real_create(**kwargs)
+        world.abort(saga_id)
+        world.engine.run_action(saga_id, "create_payment")  # the cancelled saga starts compensating
+        return created
+
+    world.provider.create_payment = cancel_meanwhile  # type: ignore[method-assign]
+    world.engine.run_action(saga_id, "create_payment")
+    assert [p.status for p in world.provider.payments.values()] == [PaymentStatus.VOIDED]
+    world.provider.create_payment = real_create  # type: ignore[method-assign]
+    for step in ("void_payment", "release_stock"):
+        world.engine.run_compensation(saga_id, step)
+    assert world.saga(saga_id).status == "COMPENSATED"
+    assert world.stock() == (10, 0, 0)
+
+
+def test_points_are_credited_once(world: World) -> None:
+    from app.services import members
+
+    order_id, _ = world.place(quantity=3, coupon=False)
+    with world.db.uow() as uow:
+        uow.session.get(Order, order_id).status = "PAID"  # type: ignore[union-attr]
+        uow.commit()
+    with world.db.uow() as uow:
+        assert members.credit_points(uow, order_id) == 0  # not confirmed yet
+    with world.db.uow() as uow:
+        orders.confirm(uow, order_id)
+        uow.commit()
+    for expected in (30, 0):
+        with world.db.uow() as uow:
+            assert members.credit_points(uow, order_id) == expected
+    assert world.read(User, world.user_id).points == 30
+    with world.db.uow() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(Order)) == 1
