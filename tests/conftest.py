@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+
+# Before anything imports app.metrics: the test process's metrics go to a directory of their
+# own (shared with the processes the tests start), never to a running service's.
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ordersaga-test-metrics-")
+
 from collections.abc import Iterator
 
 import pytest
@@ -17,9 +22,6 @@ from scripts import servers
 from tests.support.databases import create_database, drop_database, migrate
 
 TEST_REDIS_DB = 9  # keep clear of a developer's `make run` data on db 0
-
-# The test process's metrics go to a directory of its own, never to a running service's.
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ordersaga-test-metrics-")
 
 
 @pytest.fixture(scope="session")

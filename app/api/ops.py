@@ -6,11 +6,13 @@ from collections.abc import Iterable
 
 from flask import Blueprint, Response, jsonify
 from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from app import metrics
 from app.broker import broker_answers, queue_depths
+from app.models import Order
 from app.state import AppState, state
+from sagas.models import SAGA_STATUSES, Saga
 
 blp = Blueprint("ops", __name__)
 
@@ -51,8 +53,30 @@ def _database_answers(app_state: AppState) -> tuple[bool, str]:
 @blp.get("/metrics")
 def metrics_endpoint() -> Response:
     app_state = state()
-    body = metrics.render([lambda: _queue_depth(app_state)])
+    body = metrics.render([lambda: _queue_depth(app_state), lambda: _orders_and_sagas(app_state)])
     return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _orders_and_sagas(app_state: AppState) -> Iterable[GaugeMetricFamily]:
+    """Counted from the database at scrape time: right whatever process made the change."""
+    orders = GaugeMetricFamily(
+        "ordersaga_orders", "Orders by status and cancel reason.", labels=["status", "cancel_reason"]
+    )
+    sagas = GaugeMetricFamily(
+        "ordersaga_sagas", "Sagas by status (FAILED ones need an operator).", labels=["status"]
+    )
+    with app_state.db.uow() as uow:
+        for status, reason, count in uow.session.execute(
+            select(Order.status, Order.cancel_reason, func.count()).group_by(
+                Order.status, Order.cancel_reason
+            )
+        ):
+            orders.add_metric([status, reason or ""], count)
+        by_status = dict(uow.session.execute(select(Saga.status, func.count()).group_by(Saga.status)).all())
+    for status in SAGA_STATUSES:
+        sagas.add_metric([status], by_status.get(status, 0))
+    yield orders
+    yield sagas
 
 
 def _queue_depth(app_state: AppState) -> Iterable[GaugeMetricFamily]:

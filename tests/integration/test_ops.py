@@ -50,7 +50,8 @@ def test_metrics_expose_the_contract_families_and_queue_depth(
     assert response.mimetype == "text/plain"
     text = response.get_data(as_text=True)
     assert _depth(text, "members") == before + 1
-    for name in ("saga", "webhook", "flash", "queue"):
+    assert 'ordersaga_sagas{status="FAILED"} 0.0' in text
+    for name in ("order", "saga", "webhook", "flash", "queue"):
         assert re.search(rf"^# TYPE \S*{name}\S* ", text, re.M), name
 
 
