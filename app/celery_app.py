@@ -25,7 +25,7 @@ from app.state import state
 from tasks import saga as saga_tasks
 from tasks.relay import OutboxRelay
 
-TASK_MODULES = ["tasks.ops", "tasks.sweeps", "tasks.members"]
+TASK_MODULES = ["tasks.ops", "tasks.sweeps", "tasks.members", "tasks.payments"]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

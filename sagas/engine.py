@@ -428,6 +428,16 @@ class SagaEngine:
             uow.commit()
             return len(sagas)
 
+    def lock(self, uow: UnitOfWork, saga_id: str) -> Saga:
+        """Take the saga's lock in the caller's transaction: callers that also change the saga's
+        order lock the saga first, as the engine does, so they never deadlock with a step."""
+        return self._lock(uow, saga_id)[0]
+
+    def waiting_at(self, saga: Saga, step_name: str) -> bool:
+        definition = self.definitions[saga.type]
+        step = definition.step(step_name)
+        return saga.status == step.wait_status and saga.position == definition.position(step_name)
+
     def get(self, uow: UnitOfWork, saga_id: str) -> Saga:
         saga = find(uow.session, Saga, saga_id)
         if saga is None:

@@ -16,7 +16,7 @@ from app.config import Settings
 from app.db import UnitOfWork
 from app.models import Order
 from app.payments.port import PaymentProvider, ProviderPayment
-from app.services import coupons, inventory, orders, payments
+from app.services import coupons, inventory, orders, payment_events, payments
 from app.services.errors import CouponUnavailable, OutOfStock
 from sagas.definition import BusinessFailure, RetryPolicy, SagaContext, SagaDefinition, Step
 
@@ -90,6 +90,7 @@ def build(new_uow: Callable[[], UnitOfWork], provider: PaymentProvider, settings
 
     def await_payment(uow: UnitOfWork, ctx: SagaContext) -> None:
         orders.enter_awaiting_payment(uow, ctx.order_id, timedelta(seconds=settings.payment_timeout_seconds))
+        payment_events.schedule_timeout(uow, ctx.saga_id, ctx.order_id)
 
     def confirm_order(uow: UnitOfWork, ctx: SagaContext) -> None:
         order = orders.confirm(uow, ctx.order_id)

@@ -12,6 +12,8 @@ from datetime import timedelta
 
 from celery import shared_task
 
+from app import outbox
+from app.services import payment_events
 from app.state import state
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,15 @@ def sweep() -> dict[str, int]:
     sent = relay.send_overdue() if relay is not None else 0
     stale = timedelta(seconds=app_state.settings.saga_stale_seconds)
     redriven = app_state.engine.redrive_stale(stale)
-    if sent or redriven:
-        log.info("sweep: sent %s outbox messages, re-drove %s sagas", sent, redriven)
-    return {"sent": sent, "redriven": redriven}
+    with app_state.db.uow() as uow:
+        overdue = payment_events.overdue_orders(uow)
+        for saga_id, order_id in overdue:  # their ETA task was lost, or is about to run: both fine
+            outbox.add(
+                uow, payment_events.TIMEOUT_TASK, {"saga_id": saga_id, "order_id": order_id}, "payments"
+            )
+        uow.commit()
+    if sent or redriven or overdue:
+        log.info(
+            "sweep: sent %s outbox messages, re-drove %s sagas, timed out %s", sent, redriven, len(overdue)
+        )
+    return {"sent": sent, "redriven": redriven, "overdue": len(overdue)}

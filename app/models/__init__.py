@@ -7,6 +7,7 @@ from app.models.orders import IdempotencyKey, Order, OrderItem
 from app.models.outbox import OutboxMessage
 from app.models.payments import Payment
 from app.models.users import User
+from app.models.webhooks import WebhookEvent
 from sagas.models import Saga, SagaStep  # the engine's tables; Order.saga refers to Saga
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "Saga",
     "SagaStep",
     "User",
+    "WebhookEvent",
 ]

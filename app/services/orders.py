@@ -16,7 +16,8 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db import UnitOfWork
 from app.ids import new_id
-from app.models import Coupon, Goods, IdempotencyKey, Order, OrderItem
+from app.models import Coupon, Goods, IdempotencyKey, Order, OrderItem, Payment
+from app.models import payments as payment_status
 from app.models.orders import (
     AWAITING_PAYMENT,
     CANCELLED,
@@ -237,11 +238,15 @@ def start_cancelling(uow: UnitOfWork, order_id: str, reason: str) -> None:
 
 
 def finish_cancelling(uow: UnitOfWork, order_id: str) -> None:
-    """CANCELLED only now that stock, coupon and payment are all returned."""
+    """CANCELLED only now that stock, coupon and payment are all returned; REFUNDED if the
+    cancellation found the payment already made and refunded it."""
+    refunded = uow.session.scalar(
+        select(Payment.id).where(Payment.order_id == order_id, Payment.status == payment_status.REFUNDED)
+    )
     uow.session.execute(
         update(Order)
         .where(Order.id == order_id, Order.status == CANCELLING)
-        .values(status=CANCELLED, updated_at=utcnow())
+        .values(status=REFUNDED if refunded else CANCELLED, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
 

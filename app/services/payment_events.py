@@ -1,0 +1,223 @@
+"""What the provider tells us about a payment, and what the clock does: webhooks, the payment
+timeout, and refunds of money that arrived for an order already cancelled.
+
+Every change holds the saga's lock first, then the order's: a success webhook, a timeout and a
+buyer's cancel racing each other are serialized, and whichever commits first decides. The loser
+sees the new state: a success that lost to a cancellation is refunded, so each order ends in
+exactly one of CONFIRMED or REFUNDED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app import outbox
+from app.db import UnitOfWork
+from app.models import Order, Payment, WebhookEvent
+from app.models import payments as payment_status
+from app.models.orders import AWAITING_PAYMENT, CANCELLED, PAID, REFUNDED
+from app.payments.port import PaymentProvider, PaymentStatus, ProviderRejected
+from app.services.errors import NotFound, ServiceError
+from app.timeutil import utcnow
+from sagas.engine import SagaEngine
+from sagas.models import Saga
+
+AWAIT_STEP = "await_payment"
+REFUND_TASK = "payments.refund_late_payment"
+TIMEOUT_TASK = "payments.payment_timeout"
+
+SUCCEEDED = "payment.succeeded"
+FAILED = "payment.failed"
+REFUND_SUCCEEDED = "refund.succeeded"
+EVENT_TYPES = (SUCCEEDED, FAILED, REFUND_SUCCEEDED)
+
+
+class AmountMismatch(ServiceError):
+    code = "amount-mismatch"
+
+
+@dataclass(frozen=True)
+class WebhookEventIn:
+    provider: str
+    event_id: str
+    type: str
+    provider_payment_id: str
+    amount_cents: int
+    currency: str
+
+
+def handle_webhook(new_uow: Callable[[], UnitOfWork], engine: SagaEngine, event: WebhookEventIn) -> str:
+    """Apply a verified webhook event once. Returns "processed" or "duplicate"."""
+    with new_uow() as uow:
+        payment = uow.session.scalar(
+            select(Payment).where(
+                Payment.provider == event.provider, Payment.provider_payment_id == event.provider_payment_id
+            )
+        )
+        if payment is None:
+            raise NotFound(f"No payment {event.provider_payment_id!r} at {event.provider}.")
+        if (payment.amount_cents, payment.currency) != (event.amount_cents, event.currency):
+            raise AmountMismatch(
+                f"The event says {event.amount_cents} {event.currency}; the payment is "
+                f"{payment.amount_cents} {payment.currency}."
+            )
+        saga = _saga_of(uow, engine, payment.order_id)
+        uow.session.add(
+            WebhookEvent(
+                provider=event.provider,
+                id=event.event_id,
+                type=event.type,
+                provider_payment_id=event.provider_payment_id,
+            )
+        )
+        try:
+            uow.session.flush()
+        except IntegrityError:
+            return "duplicate"  # the rollback on leaving the block undoes nothing else
+        payment = uow.session.get(Payment, payment.id, with_for_update=True, populate_existing=True)
+        assert payment is not None
+        if event.type == SUCCEEDED:
+            _payment_succeeded(uow, engine, saga, payment)
+        elif event.type == FAILED:
+            _payment_failed(uow, engine, saga, payment, "payment_failed")
+        else:
+            _refund_succeeded(uow, payment)
+        uow.commit()
+    return "processed"
+
+
+def _saga_of(uow: UnitOfWork, engine: SagaEngine, order_id: str) -> Saga:
+    saga_id = uow.session.scalar(select(Saga.id).where(Saga.order_id == order_id))
+    assert saga_id is not None
+    return engine.lock(uow, saga_id)
+
+
+def _lock_order(uow: UnitOfWork, order_id: str) -> Order:
+    order = uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
+    assert order is not None
+    return order
+
+
+def _payment_succeeded(uow: UnitOfWork, engine: SagaEngine, saga: Saga, payment: Payment) -> str:
+    order = _lock_order(uow, payment.order_id)
+    if payment.status in (payment_status.PENDING, payment_status.VOIDED, payment_status.FAILED):
+        payment.status = payment_status.SUCCEEDED
+        payment.updated_at = utcnow()
+    if order.status == AWAITING_PAYMENT and engine.waiting_at(saga, AWAIT_STEP):
+        order.status = PAID
+        order.updated_at = utcnow()
+        engine.resume(uow, saga.id, AWAIT_STEP)  # queues confirm_order
+        return "paid"
+    if order.status == CANCELLED and payment.status == payment_status.SUCCEEDED:
+        # Money for an order already cancelled (and compensated): give it back.
+        outbox.add(uow, REFUND_TASK, {"order_id": order.id}, "payments")
+        return "refunding"
+    # CANCELLING: the running compensation's void finds the payment paid and refunds it.
+    return "ignored"
+
+
+def _payment_failed(uow: UnitOfWork, engine: SagaEngine, saga: Saga, payment: Payment, reason: str) -> None:
+    order = _lock_order(uow, payment.order_id)
+    if payment.status == payment_status.PENDING:
+        payment.status = payment_status.FAILED
+        payment.updated_at = utcnow()
+    if order.status == AWAITING_PAYMENT and engine.waiting_at(saga, AWAIT_STEP):
+        engine.abort(uow, saga.id, reason)
+
+
+def _refund_succeeded(uow: UnitOfWork, payment: Payment) -> None:
+    order = _lock_order(uow, payment.order_id)
+    payment.status = payment_status.REFUNDED
+    payment.updated_at = utcnow()
+    if order.status == CANCELLED:
+        order.status = REFUNDED
+        order.updated_at = utcnow()
+
+
+# -- the payment timeout ---------------------------------------------------------------------
+
+
+def schedule_timeout(uow: UnitOfWork, saga_id: str, order_id: str) -> None:
+    """An ETA task at the deadline; the sweep is the backstop if the broker loses it."""
+    order = uow.session.get(Order, order_id)
+    assert order is not None and order.payment_deadline is not None
+    outbox.add(
+        uow, TIMEOUT_TASK, {"saga_id": saga_id, "order_id": order_id}, "payments", eta=order.payment_deadline
+    )
+
+
+def expire_payment(
+    new_uow: Callable[[], UnitOfWork], engine: SagaEngine, provider: PaymentProvider, order_id: str
+) -> str:
+    """At the deadline: ask the provider first (a success whose webhook was lost confirms the
+    order); otherwise cancel with `payment_timeout`. Returns what happened."""
+    with new_uow() as uow:
+        order = uow.session.get(Order, order_id)
+        if order is None or order.status != AWAITING_PAYMENT:
+            return "moved-on"
+        if order.payment_deadline is None or order.payment_deadline > utcnow():
+            return "not-due"
+        provider_id = order.payment.provider_payment_id if order.payment else None
+    at_provider = provider.get_payment(provider_id).status if provider_id else None
+    with new_uow() as uow:
+        saga = _saga_of(uow, engine, order_id)
+        payment = uow.session.scalar(select(Payment).where(Payment.order_id == order_id).with_for_update())
+        order = _lock_order(uow, order_id)
+        if order.status != AWAITING_PAYMENT or not engine.waiting_at(saga, AWAIT_STEP) or payment is None:
+            return "moved-on"
+        if at_provider == PaymentStatus.SUCCEEDED:
+            outcome = _payment_succeeded(uow, engine, saga, payment)
+        elif at_provider == PaymentStatus.FAILED:
+            _payment_failed(uow, engine, saga, payment, "payment_failed")
+            outcome = "failed"
+        else:
+            engine.abort(uow, saga.id, "payment_timeout")
+            outcome = "timed-out"
+        uow.commit()
+        return outcome
+
+
+def overdue_orders(uow: UnitOfWork, limit: int = 200) -> list[tuple[str, str]]:
+    """(saga id, order id) of orders past their deadline, for the sweep to time out."""
+    rows = uow.session.execute(
+        select(Saga.id, Order.id)
+        .join(Saga, Saga.order_id == Order.id)
+        .where(Order.status == AWAITING_PAYMENT, Order.payment_deadline <= utcnow())
+        .order_by(Order.payment_deadline)
+        .limit(limit)
+    ).all()
+    return [(saga_id, order_id) for saga_id, order_id in rows]
+
+
+# -- late money -------------------------------------------------------------------------------
+
+
+def refund_late_payment(
+    new_uow: Callable[[], UnitOfWork], engine: SagaEngine, provider: PaymentProvider, order_id: str
+) -> str:
+    """Refund a payment that succeeded for an order already cancelled; the order becomes REFUNDED."""
+    with new_uow() as uow:
+        payment = uow.session.scalar(select(Payment).where(Payment.order_id == order_id))
+        if (
+            payment is None
+            or payment.status != payment_status.SUCCEEDED
+            or payment.provider_payment_id is None
+        ):
+            return "nothing-to-refund"
+        provider_id = payment.provider_payment_id
+    try:
+        provider.refund_payment(provider_id)
+    except ProviderRejected as rejected:
+        if rejected.status_now != PaymentStatus.REFUNDED:
+            raise
+    with new_uow() as uow:
+        _saga_of(uow, engine, order_id)  # saga first, like every other writer of this order
+        payment = uow.session.scalar(select(Payment).where(Payment.order_id == order_id).with_for_update())
+        assert payment is not None
+        _refund_succeeded(uow, payment)
+        uow.commit()
+    return "refunded"

@@ -1,0 +1,184 @@
+"""The sandbox webhook, in-process on PostgreSQL: the contract's table of answers, and exactly
+one effect per event."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from app.models import Order, OutboxMessage, Payment, WebhookEvent
+from app.services import coupons, goods, orders, users
+from app.services.webhooks import expected_signature
+from app.state import state
+from sagas import order_saga
+from sagas.engine import SagaEngine
+from sagas.models import Saga
+from tests.support.api import assert_problem
+from tests.support.env import WEBHOOK_SECRET
+from tests.support.fakes import FakeProvider
+
+URL = "/api/v1/payments/webhooks/sandbox"
+
+
+def signed(
+    body: dict[str, Any], secret: str = WEBHOOK_SECRET, at: float | None = None
+) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(body).encode()
+    timestamp = str(int(at if at is not None else time.time()))
+    header = f"t={timestamp},v1={expected_signature(secret, timestamp, raw)}"
+    return raw, {"Sandbox-Signature": header, "Content-Type": "application/json"}
+
+
+def event(
+    payment: dict[str, Any], kind: str = "payment.succeeded", event_id: str = "evt_1", **data: Any
+) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "type": kind,
+        "created": int(time.time()),
+        "data": {
+            "payment_id": payment["provider_payment_id"],
+            "amount_cents": payment["amount_cents"],
+            "currency": "CNY",
+            **data,
+        },
+    }
+
+
+@pytest.fixture
+def awaiting(app: Flask) -> Iterator[dict[str, Any]]:
+    """An order in AWAITING_PAYMENT, driven there step by step with a fake provider."""
+    app_state = state(app)
+    definition = order_saga.build(app_state.db.uow, FakeProvider(), app_state.settings)
+    engine = SagaEngine(app_state.db.uow, {definition.name: definition})
+    with app_state.db.uow() as uow:
+        user_id = users.create_user(uow, "W", "hook@example.com").user.id
+    with app_state.db.uow() as uow:
+        goods_id = goods.create_goods(uow, "HOOK-1", "Tea", 1500, 5).id
+    with app_state.db.uow() as uow:
+        coupon_id = coupons.create_coupon(uow, user_id, 200, 0, None).id
+    placed = orders.place_order(app_state.db.uow, engine, user_id, [orders.Line(goods_id, 2)], coupon_id)
+    saga_id = placed.order.saga.id  # type: ignore[union-attr]
+    for step in ("reserve_stock", "lock_coupon", "create_payment"):
+        engine.run_action(saga_id, step)
+    with app_state.db.uow() as uow:
+        payment = uow.session.scalar(select(Payment).where(Payment.order_id == placed.order.id))
+        assert payment is not None
+        yield {
+            "order_id": placed.order.id,
+            "saga_id": saga_id,
+            "provider_payment_id": payment.provider_payment_id,
+            "amount_cents": payment.amount_cents,
+        }
+
+
+def _state(app: Flask, awaiting: dict[str, Any]) -> tuple[str, str, str, int, int]:
+    with state(app).db.uow() as uow:
+        order = uow.session.get(Order, awaiting["order_id"])
+        saga = uow.session.get(Saga, awaiting["saga_id"])
+        assert order is not None and order.payment is not None and saga is not None
+        events = uow.session.scalar(select(func.count()).select_from(WebhookEvent)) or 0
+        confirms = (
+            uow.session.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.task == "orders.saga.confirm_order")
+            )
+            or 0
+        )
+        return order.status, order.payment.status, saga.status, events, confirms
+
+
+def test_a_valid_success_pays_the_order_once(
+    client: FlaskClient, app: Flask, awaiting: dict[str, Any]
+) -> None:
+    assert _state(app, awaiting)[:3] == ("AWAITING_PAYMENT", "PENDING", "AWAITING_PAYMENT")
+    raw, headers = signed(event(awaiting))
+    response = client.post(URL, data=raw, headers=headers)
+    assert response.status_code == 200 and response.get_json() == {"received": True}
+    assert _state(app, awaiting) == ("PAID", "SUCCEEDED", "RUNNING", 1, 1)
+
+    again = client.post(URL, data=raw, headers=headers)  # the provider retries the same event
+    assert again.status_code == 200 and again.get_json() == {"received": True}
+    assert _state(app, awaiting) == ("PAID", "SUCCEEDED", "RUNNING", 1, 1)
+
+
+@pytest.mark.parametrize(
+    "case", ["no-header", "wrong-secret", "tampered-body", "stale", "future", "garbage-header", "no-v1"]
+)
+def test_bad_signatures_are_400(client: FlaskClient, app: Flask, awaiting: dict[str, Any], case: str) -> None:
+    body = event(awaiting)
+    raw, headers = signed(body)
+    if case == "no-header":
+        headers.pop("Sandbox-Signature")
+    elif case == "wrong-secret":
+        raw, headers = signed(body, secret="not-the-secret")
+    elif case == "tampered-body":
+        raw = raw.replace(b'"payment.succeeded"', b'"payment.failed"')
+    elif case == "stale":
+        raw, headers = signed(body, at=time.time() - 301)
+    elif case == "future":
+        raw, headers = signed(body, at=time.time() + 301)
+    elif case == "garbage-header":
+        headers["Sandbox-Signature"] = "t=abc,v1=zz"
+    else:
+        headers["Sandbox-Signature"] = headers["Sandbox-Signature"].split(",")[0]
+    assert_problem(client.post(URL, data=raw, headers=headers), 400, "invalid-signature")
+    assert _state(app, awaiting) == ("AWAITING_PAYMENT", "PENDING", "AWAITING_PAYMENT", 0, 0)
+
+
+@pytest.mark.parametrize("change", [{"amount_cents": 1}, {"currency": "USD"}])
+def test_amount_or_currency_mismatch_changes_nothing(
+    client: FlaskClient, app: Flask, awaiting: dict[str, Any], change: dict[str, Any]
+) -> None:
+    raw, headers = signed(event(awaiting, **change))
+    assert_problem(client.post(URL, data=raw, headers=headers), 422, "amount-mismatch")
+    assert _state(app, awaiting) == ("AWAITING_PAYMENT", "PENDING", "AWAITING_PAYMENT", 0, 0)
+
+
+def test_unknown_payment_is_404(client: FlaskClient, app: Flask, awaiting: dict[str, Any]) -> None:
+    raw, headers = signed(event({**awaiting, "provider_payment_id": "sbx_unknown"}))
+    assert_problem(client.post(URL, data=raw, headers=headers), 404, "not-found")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"id": "e"},
+        {"id": 1, "type": "payment.succeeded", "created": 1, "data": {}},
+        {"id": "e", "type": "payment.lost", "created": 1, "data": {}},
+        [1, 2],
+    ],
+)
+def test_a_signed_but_malformed_event_is_422(
+    client: FlaskClient, awaiting: dict[str, Any], body: Any
+) -> None:
+    raw, headers = signed(body)
+    assert_problem(client.post(URL, data=raw, headers=headers), 422, "validation")
+    raw = b"{not json"
+    timestamp = str(int(time.time()))
+    headers["Sandbox-Signature"] = f"t={timestamp},v1={expected_signature(WEBHOOK_SECRET, timestamp, raw)}"
+    assert_problem(client.post(URL, data=raw, headers=headers), 422, "validation")
+
+
+def test_a_failed_payment_cancels_and_compensates(
+    client: FlaskClient, app: Flask, awaiting: dict[str, Any]
+) -> None:
+    raw, headers = signed(event(awaiting, kind="payment.failed", event_id="evt_failed"))
+    assert client.post(URL, data=raw, headers=headers).status_code == 200
+    status, payment_status, saga_status, events, _ = _state(app, awaiting)
+    assert (status, payment_status, saga_status, events) == ("CANCELLING", "FAILED", "COMPENSATING", 1)
+    with state(app).db.uow() as uow:
+        order = uow.session.get(Order, awaiting["order_id"])
+        assert order is not None and order.cancel_reason == "payment_failed"
+    # A success arriving after the failure changes nothing more at this point.
+    raw, headers = signed(event(awaiting, event_id="evt_late"))
+    assert client.post(URL, data=raw, headers=headers).status_code == 200
+    assert _state(app, awaiting)[0] == "CANCELLING"
