@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -36,6 +37,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         log.warning("ORDERSAGA_ENV=development: using fixed development secrets; never in production")
 
     app = Flask("ordersaga")
+    # Signs the operator console's session cookie; derived, so no extra secret to configure.
+    app.secret_key = hashlib.sha256(b"ordersaga-session:" + settings.admin_token.encode()).hexdigest()
     app.config.update(
         API_TITLE="ordersaga",
         API_VERSION="v1",
@@ -68,6 +71,9 @@ def _register_api(app: Flask) -> None:
     for blueprint in (users.blp, goods.blp, coupons.blp, orders.blp, payments.blp, admin.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(ops.blp)
+    from app.api import admin_ui
+
+    app.register_blueprint(admin_ui.blp)
     from app.sandbox import init_sandbox
 
     init_sandbox(app)

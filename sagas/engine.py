@@ -132,11 +132,24 @@ class SagaEngine:
         self._count(step.name, ACTION, "stale" if orphaned else "succeeded", started)
 
     def _apply_action(self, definition: SagaDefinition, step: Step, position: int, ctx: SagaContext) -> bool:
-        """Apply the action and move on, in one transaction. True if the saga had moved away."""
+        """Apply the action and move on, in one transaction.
+
+        Returns True when what `remote` did must be undone at once: the saga is being undone and
+        no copy of this step recorded it. (A duplicate copy that finds the saga simply moved on
+        must NOT undo it: the winning copy recorded that same remote result.)
+        """
         with self.new_uow() as uow:
             saga, _ = self._lock(uow, ctx.saga_id)
             row = saga.step(step.name, ACTION)
             if not self._at(saga, RUNNING, position) or row is None or row.status != STEP_RUNNING:
+                return saga.status in (COMPENSATING, COMPENSATED) and (
+                    row is None or row.status != STEP_SUCCEEDED
+                )
+            if saga.cancel_requested:
+                # Cancelled while this step ran: don't apply it; compensate (its own compensation
+                # finds it not applied and does nothing), and undo the remote part now.
+                self._begin_compensation(uow, definition, saga, saga.abort_reason or "cancelled")
+                uow.commit()
                 return True
             if step.action is not None:
                 step.action(uow, ctx)
@@ -353,6 +366,11 @@ class SagaEngine:
             row.status = STEP_FAILED
             row.error = error[:ERROR_LIMIT]
             row.finished_at = self.clock()
+            if kind == ACTION and saga.cancel_requested:
+                # The buyer cancelled meanwhile: undo what was done rather than wait for an operator.
+                self._begin_compensation(uow, definition, saga, saga.abort_reason or "cancelled")
+                uow.commit()
+                return
             saga.status = FAILED
             saga.failed_kind = kind
             self._touch(saga)

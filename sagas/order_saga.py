@@ -15,7 +15,7 @@ from app import outbox
 from app.config import Settings
 from app.db import UnitOfWork
 from app.models import Order
-from app.payments.port import PaymentProvider, ProviderPayment
+from app.payments.port import PaymentProvider, PaymentStatus, ProviderPayment, ProviderRejected
 from app.services import coupons, inventory, orders, payment_events, payments
 from app.services.errors import CouponUnavailable, OutOfStock
 from sagas.definition import BusinessFailure, RetryPolicy, SagaContext, SagaDefinition, Step
@@ -73,7 +73,11 @@ def build(new_uow: Callable[[], UnitOfWork], provider: PaymentProvider, settings
     def create_at_provider(ctx: SagaContext) -> ProviderPayment:
         request = _payment_request(ctx)
         assert request is not None, "prepare_payment runs first"
-        return payments.create_at_provider(provider, request, callback_url)
+        with _business("payment_failed", ProviderRejected):  # a definite "no": retrying can't help
+            created = payments.create_at_provider(provider, request, callback_url)
+        if created.status != PaymentStatus.PENDING:
+            raise BusinessFailure("payment_failed")  # nothing the buyer could still pay
+        return created
 
     def record_payment(uow: UnitOfWork, ctx: SagaContext) -> None:
         payments.record_created(uow, ctx.order_id, ctx.remote_result)

@@ -8,13 +8,14 @@ broker lost its messages). Both are safe to run twice at once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from celery import shared_task
 
 from app import outbox
 from app.services import payment_events
-from app.state import state
+from app.state import AppState, state
 
 log = logging.getLogger(__name__)
 
@@ -23,20 +24,37 @@ SWEEP_TASK = "orders.sweep"
 
 @shared_task(name=SWEEP_TASK, acks_late=False, ignore_result=True)
 def sweep() -> dict[str, int]:
+    """Each part runs even if another fails (a bad outbox row must not stop the re-driving);
+    the first failure is raised at the end, so the task still shows as failed in Flower."""
     app_state = state()
-    relay = app_state.relay
-    sent = relay.send_overdue() if relay is not None else 0
     stale = timedelta(seconds=app_state.settings.saga_stale_seconds)
-    redriven = app_state.engine.redrive_stale(stale)
+    parts: dict[str, Callable[[], int]] = {
+        "sent": lambda: app_state.relay.send_overdue() if app_state.relay is not None else 0,
+        "redriven": lambda: app_state.engine.redrive_stale(stale),
+        "overdue": lambda: _time_out_overdue(app_state),
+    }
+    counts: dict[str, int] = {}
+    failures: list[Exception] = []
+    for name, part in parts.items():
+        try:
+            counts[name] = part()
+        except Exception as error:
+            log.exception("sweep: %s failed", name)
+            failures.append(error)
+    if any(counts.values()):
+        log.info("sweep: %s", counts)
+    if failures:
+        raise failures[0]
+    return counts
+
+
+def _time_out_overdue(app_state: AppState) -> int:
+    """Orders past their payment deadline whose ETA task was lost (or is about to run: both fine)."""
     with app_state.db.uow() as uow:
         overdue = payment_events.overdue_orders(uow)
-        for saga_id, order_id in overdue:  # their ETA task was lost, or is about to run: both fine
+        for saga_id, order_id in overdue:
             outbox.add(
                 uow, payment_events.TIMEOUT_TASK, {"saga_id": saga_id, "order_id": order_id}, "payments"
             )
         uow.commit()
-    if sent or redriven or overdue:
-        log.info(
-            "sweep: sent %s outbox messages, re-drove %s sagas, timed out %s", sent, redriven, len(overdue)
-        )
-    return {"sent": sent, "redriven": redriven, "overdue": len(overdue)}
+    return len(overdue)

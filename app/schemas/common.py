@@ -64,8 +64,13 @@ class Text(fields.String):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         result = super()._deserialize(value, attr, data, **kwargs)
-        if isinstance(result, str) and "\x00" in result:
-            raise ma.ValidationError("Must not contain NUL characters.")
+        if isinstance(result, str):
+            if "\x00" in result:
+                raise ma.ValidationError("Must not contain NUL characters.")
+            try:
+                result.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate such as "\ud800"
+                raise ma.ValidationError("Must be valid Unicode text.") from None
         return result
 
 

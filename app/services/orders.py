@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.db import UnitOfWork
@@ -34,6 +35,7 @@ from app.timeutil import utcnow
 from sagas.engine import SagaEngine
 
 ORDER_SAGA = "order"
+MAX_ORDER_CENTS = 10**12  # the contract's bound on money
 # A key whose first request died before finishing may be taken over after this long.
 ABANDONED_KEY_AFTER = timedelta(seconds=60)
 
@@ -59,8 +61,9 @@ def place_order(
     idempotency_key: str | None = None,
     request_hash: str = "",
 ) -> Placed:
+    claimed_at = None
     if idempotency_key is not None:
-        existing = _claim_key(new_uow, user_id, idempotency_key, request_hash)
+        existing, claimed_at = _claim_key(new_uow, user_id, idempotency_key, request_hash)
         if existing is not None:
             with new_uow() as uow:
                 return Placed(get_order(uow, existing), replayed=True)
@@ -69,15 +72,18 @@ def place_order(
             order = _new_order(uow, user_id, lines, coupon_id)
             engine.start(uow, ORDER_SAGA, order.id)
             if idempotency_key is not None:
-                uow.session.execute(
+                done = uow.session.execute(
                     update(IdempotencyKey)
-                    .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == idempotency_key)
+                    .where(*_still_ours(user_id, idempotency_key, claimed_at))
                     .values(order_id=order.id)
                 )
+                if done.rowcount != 1:  # type: ignore[attr-defined]
+                    # We stalled so long that another request took the key over: it owns the order.
+                    raise Conflict("This Idempotency-Key was taken over by a newer request.")
             uow.commit()
     except BaseException:
         if idempotency_key is not None:
-            _release_key(new_uow, user_id, idempotency_key)
+            _release_key(new_uow, user_id, idempotency_key, claimed_at)
         raise
     with new_uow() as uow:
         return Placed(get_order(uow, order.id), replayed=False)
@@ -98,6 +104,8 @@ def _new_order(uow: UnitOfWork, user_id: str, lines: list[Line], coupon_id: str 
             raise InvalidInput("coupon_id", "No such coupon of yours.")
         discount_cap = coupon.amount_off_cents
     total = sum(prices[line.goods_id] * line.quantity for line in lines)
+    if total > MAX_ORDER_CENTS:
+        raise InvalidInput("items", f"The order's total may be at most {MAX_ORDER_CENTS} cents.")
     discount = min(discount_cap, total)
     order = Order(
         id=new_id("ord"),
@@ -120,16 +128,31 @@ def _new_order(uow: UnitOfWork, user_id: str, lines: list[Line], coupon_id: str 
     return order
 
 
-def _claim_key(new_uow: Callable[[], UnitOfWork], user_id: str, key: str, request_hash: str) -> str | None:
+def _still_ours(user_id: str, key: str, claimed_at: datetime | None) -> list[Any]:
+    return [
+        IdempotencyKey.user_id == user_id,
+        IdempotencyKey.key == key,
+        IdempotencyKey.order_id.is_(None),
+        IdempotencyKey.created_at == claimed_at,
+    ]
+
+
+def _claim_key(
+    new_uow: Callable[[], UnitOfWork], user_id: str, key: str, request_hash: str
+) -> tuple[str | None, datetime | None]:
     """Insert the key first and let the primary key decide races (never check-then-insert).
 
-    Returns the order id to replay, or None when this request now owns the key.
+    Returns (order id to replay, None), or (None, the claim's time) when this request now owns
+    the key: completing or releasing the key later is conditional on that claim still standing.
     """
+    claimed_at = utcnow()
     with new_uow() as uow:
-        uow.session.add(IdempotencyKey(user_id=user_id, key=key, request_hash=request_hash))
+        uow.session.add(
+            IdempotencyKey(user_id=user_id, key=key, request_hash=request_hash, created_at=claimed_at)
+        )
         try:
             uow.commit()
-            return None
+            return None, claimed_at
         except IntegrityError:
             uow.rollback()
         row = uow.session.get(IdempotencyKey, (user_id, key))
@@ -138,32 +161,28 @@ def _claim_key(new_uow: Callable[[], UnitOfWork], user_id: str, key: str, reques
         if row.request_hash != request_hash:
             raise IdempotencyKeyReuse("This Idempotency-Key was used with a different request body.")
         if row.order_id is not None:
-            return row.order_id
+            return row.order_id, None
         if row.created_at > utcnow() - ABANDONED_KEY_AFTER:
             raise Conflict("A request with this Idempotency-Key is still being processed.")
         taken = uow.session.execute(
             update(IdempotencyKey)
-            .where(
-                IdempotencyKey.user_id == user_id,
-                IdempotencyKey.key == key,
-                IdempotencyKey.order_id.is_(None),
-                IdempotencyKey.created_at == row.created_at,
-            )
-            .values(created_at=utcnow())
+            .where(*_still_ours(user_id, key, row.created_at))
+            .values(created_at=claimed_at)
         )
         if taken.rowcount != 1:  # type: ignore[attr-defined]
             raise Conflict("A request with this Idempotency-Key is still being processed.")
         uow.commit()
-        return None
+        return None, claimed_at
 
 
-def _release_key(new_uow: Callable[[], UnitOfWork], user_id: str, key: str) -> None:
-    """The request failed (bad input, say): free the key so a corrected request may use it."""
+def _release_key(
+    new_uow: Callable[[], UnitOfWork], user_id: str, key: str, claimed_at: datetime | None
+) -> None:
+    """The request failed (bad input, say): free the key so a corrected request may use it,
+    unless a newer request has taken it over meanwhile."""
     with new_uow() as uow:
-        row = uow.session.get(IdempotencyKey, (user_id, key))
-        if row is not None and row.order_id is None:
-            uow.session.delete(row)
-            uow.commit()
+        uow.session.execute(delete(IdempotencyKey).where(*_still_ours(user_id, key, claimed_at)))
+        uow.commit()
 
 
 def get_order(uow: UnitOfWork, order_id: str, owner_id: str | None = None) -> Order:

@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from app import create_app
 from tests.support.databases import truncate_all
 from tests.support.env import settings_for
+from tests.support.world import World, make_world
 
 
 @pytest.fixture
@@ -27,3 +28,9 @@ def app(pg_url: str, redis_url: str) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def world(app: Flask) -> World:
+    """The order saga driven step by step in-process, with a fake provider."""
+    return make_world(app)

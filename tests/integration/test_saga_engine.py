@@ -5,78 +5,15 @@ A fake provider stands in for the network; everything else (services, engine, da
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from flask import Flask
 from sqlalchemy import func, select
 
-from app.config import Settings
-from app.db import Database
-from app.models import Coupon, Goods, Order, Payment, User
+from app.models import Coupon, Order, Payment, User
 from app.payments.port import PaymentStatus, ProviderPayment, ProviderUnavailable
-from app.services import coupons, goods, orders, users
-from app.state import state
-from sagas import order_saga
-from sagas.engine import SagaEngine
-from sagas.models import Saga
-from tests.support.fakes import FakeProvider
-
-
-@dataclass
-class World:
-    db: Database
-    engine: SagaEngine
-    provider: FakeProvider
-    user_id: str
-    goods_id: str
-    coupon_id: str
-
-    def place(self, quantity: int = 2, coupon: bool = True) -> tuple[str, str]:
-        placed = orders.place_order(
-            self.db.uow,
-            self.engine,
-            self.user_id,
-            [orders.Line(self.goods_id, quantity)],
-            self.coupon_id if coupon else None,
-        )
-        assert placed.order.saga is not None
-        return placed.order.id, placed.order.saga.id
-
-    def read(self, model: Any, row_id: str) -> Any:
-        with self.db.uow() as uow:
-            return uow.session.get(model, row_id)
-
-    def saga(self, saga_id: str) -> Saga:
-        with self.db.uow() as uow:
-            return self.engine.get(uow, saga_id)
-
-    def stock(self) -> tuple[int, int, int]:
-        g = self.read(Goods, self.goods_id)
-        return g.stock_available, g.stock_reserved, g.stock_sold
-
-    def abort(self, saga_id: str, reason: str = "user_cancelled") -> None:
-        with self.db.uow() as uow:
-            assert self.engine.abort(uow, saga_id, reason)
-            uow.commit()
-
-
-@pytest.fixture
-def world(app: Flask) -> Iterator[World]:
-    app_state = state(app)
-    settings: Settings = app_state.settings
-    provider = FakeProvider()
-    definition = order_saga.build(app_state.db.uow, provider, settings)
-    engine = SagaEngine(app_state.db.uow, {definition.name: definition})
-    with app_state.db.uow() as uow:
-        user_id = users.create_user(uow, "W", "w@example.com").user.id
-    with app_state.db.uow() as uow:
-        goods_id = goods.create_goods(uow, "W-1", "Tea", 1000, 10).id
-    with app_state.db.uow() as uow:
-        coupon_id = coupons.create_coupon(uow, user_id, 300, 0, None).id
-    yield World(app_state.db, engine, provider, user_id, goods_id, coupon_id)
+from app.services import orders
+from tests.support.world import World
 
 
 def test_each_action_twice_has_the_effect_of_once(world: World) -> None:

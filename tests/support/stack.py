@@ -142,3 +142,27 @@ class Stack:
     def sql(self, query: str, **params: Any) -> list[Any]:
         with self.db.connect() as connection:
             return list(connection.execute(text(query), params))
+
+
+SANDBOX_KEY = "test-sandbox-api-key"
+
+
+def pay_at_provider(stack: Stack, order: dict[str, Any], outcome: str = "pay") -> dict[str, Any]:
+    """The buyer pays (or declines) at the sandbox provider, through its API."""
+    return stack.ok(
+        "POST", f"/sandbox/api/payments/{order['payment']['provider_payment_id']}/{outcome}", SANDBOX_KEY
+    )
+
+
+def at_provider(stack: Stack, order: dict[str, Any]) -> str:
+    body = stack.ok("GET", f"/sandbox/api/payments/{order['payment']['provider_payment_id']}", SANDBOX_KEY)
+    return str(body["status"])
+
+
+def send_webhook(
+    stack: Stack, order: dict[str, Any], kind: str = "payment.succeeded", event_id: str | None = None
+) -> Any:
+    from tests.support.webhooks import URL, event, signed
+
+    raw, headers = signed(event(order["payment"], kind, event_id or f"evt_{order['id']}_{kind}"))
+    return stack.http.post(stack.url(URL), data=raw, headers=headers, timeout=30)
