@@ -25,7 +25,7 @@ from app.state import state
 from tasks import saga as saga_tasks
 from tasks.relay import OutboxRelay
 
-TASK_MODULES = ["tasks.ops", "tasks.sweeps", "tasks.members", "tasks.payments"]
+TASK_MODULES = ["tasks.ops", "tasks.sweeps", "tasks.members", "tasks.payments", "tasks.sandbox"]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -60,7 +60,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": "orders.sweep",
                 "schedule": float(settings.sweep_interval_seconds),
                 "options": {"queue": "orders", "expires": float(settings.sweep_interval_seconds)},
-            }
+            },
+            # The sandbox provider's own backstop for webhooks it could not hand to the broker.
+            "sandbox-redeliver": {
+                "task": "sandbox.redeliver_pending",
+                "schedule": 30.0,
+                "options": {"queue": "sandbox", "expires": 30.0},
+            },
         },
         "worker_hijack_root_logger": True,
         "worker_cancel_long_running_tasks_on_connection_loss": True,

@@ -10,6 +10,7 @@ from flask import Flask
 
 def init_sandbox(app: Flask) -> None:
     """Register the sandbox's blueprint(s) on `app`."""
-    from app.sandbox import api
+    from app.sandbox import api, checkout
 
     app.register_blueprint(api.blp)
+    app.register_blueprint(checkout.blp)

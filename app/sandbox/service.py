@@ -3,6 +3,9 @@
 Every status change is a compare-and-set (`UPDATE ... WHERE id = :id AND status = :expected`),
 never a read followed by a write, so a pay racing a void (the buyer paying while the shop
 cancels) has exactly one winner and the loser is told the status that won.
+
+A settlement and a refund record their webhook event in the same transaction as the status
+change, and hand it to the sender (`webhooks.dispatch`, a Celery message) after the commit.
 """
 
 from __future__ import annotations
@@ -14,7 +17,19 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db import UnitOfWork
 from app.ids import looks_like_id, new_id
-from app.sandbox.models import FAILED, ID_PREFIX, PENDING, REFUNDED, SUCCEEDED, VOIDED, SandboxPayment
+from app.sandbox import webhooks
+from app.sandbox.models import (
+    FAILED,
+    ID_PREFIX,
+    PAYMENT_FAILED,
+    PAYMENT_SUCCEEDED,
+    PENDING,
+    REFUND_SUCCEEDED,
+    REFUNDED,
+    SUCCEEDED,
+    VOIDED,
+    SandboxPayment,
+)
 from app.timeutil import utcnow
 
 Outcome = Literal["succeeded", "failed"]
@@ -108,25 +123,34 @@ def void_payment(uow: UnitOfWork, payment_id: str) -> SandboxPayment:
 
 
 def refund_payment(uow: UnitOfWork, payment_id: str) -> SandboxPayment:
-    """Give the money back; only a succeeded payment can be refunded."""
+    """Give the money back; only a succeeded payment can be refunded. Announced by webhook."""
     _compare_and_set(uow, payment_id, SUCCEEDED, REFUNDED)
-    uow.commit()
-    return _reload(uow, payment_id)
+    return _commit_and_announce(uow, payment_id, REFUND_SUCCEEDED)
 
 
 def settle(uow: UnitOfWork, payment_id: str, outcome: Outcome) -> SandboxPayment:
     """The buyer paid (`succeeded`) or the payment was declined (`failed`).
 
-    This is the one place a payment is settled, from the API and from the checkout page alike,
-    so the webhook sender (a later issue) hooks in here: it records the event to deliver before
-    the commit below, in the same transaction as the settlement, so that no settled payment
-    goes unannounced and no announcement is made of a settlement that rolled back.
+    This is the one place a payment is settled, from the API and from the checkout page alike.
+    The webhook event is recorded before the commit, in the same transaction as the settlement,
+    so that no settled payment goes unannounced and no announcement is made of a settlement
+    that rolled back; it is sent to the delivery task only after the commit.
     """
     if outcome not in (SUCCEEDED, FAILED):
         raise ValueError(f"unknown outcome {outcome!r}")
     _compare_and_set(uow, payment_id, PENDING, outcome)
+    return _commit_and_announce(
+        uow, payment_id, PAYMENT_SUCCEEDED if outcome == SUCCEEDED else PAYMENT_FAILED
+    )
+
+
+def _commit_and_announce(uow: UnitOfWork, payment_id: str, event_type: str) -> SandboxPayment:
+    """Record the event in the open transaction, commit both, then hand the event to the sender."""
+    payment = _reload(uow, payment_id)
+    delivery = webhooks.record(uow, payment, event_type)
     uow.commit()
-    return _reload(uow, payment_id)
+    webhooks.dispatch([delivery.id])
+    return payment
 
 
 def _compare_and_set(uow: UnitOfWork, payment_id: str, expected: str, new: str) -> None:

@@ -1,0 +1,28 @@
+"""The sandbox provider's background work, on its own `sandbox` queue: delivering its webhooks.
+
+Like the rest of the sandbox, these import nothing of the shop: they POST to the payment's
+`callback_url`, whatever shop listens there.
+"""
+
+from __future__ import annotations
+
+from celery import Task, shared_task
+
+from app.sandbox import webhooks
+from app.state import state
+
+
+@shared_task(bind=True, name=webhooks.DELIVER_TASK, max_retries=None, ignore_result=True)
+def deliver_webhook(self: Task, delivery_id: str) -> str:
+    """One delivery attempt; a failed one comes back after its back-off (the row caps attempts)."""
+    app_state = state()
+    attempt = webhooks.attempt_delivery(app_state.db, delivery_id, app_state.settings.sandbox_webhook_secret)
+    if attempt.outcome == "retry":
+        raise self.retry(countdown=attempt.retry_in)
+    return attempt.outcome
+
+
+@shared_task(name=webhooks.REDELIVER_TASK, acks_late=False, ignore_result=True)
+def redeliver_pending() -> int:
+    """Send again the deliveries whose message was lost (broker down at commit, worker killed)."""
+    return webhooks.redeliver(state().db)
