@@ -24,7 +24,7 @@ run: install
 	$(BIN)/python -m scripts.run
 
 lint: install-dev
-	$(BIN)/ruff check app sagas tasks tests scripts alembic celery_worker.py wsgi.py gunicorn.conf.py
+	$(BIN)/ruff check app sagas tasks tests scripts bench alembic celery_worker.py wsgi.py gunicorn.conf.py
 	$(BIN)/mypy app sagas tasks
 
 test: lint

@@ -52,18 +52,26 @@ class OutboxRelay:
         return self._send(messages)
 
     def _send(self, messages: list[OutboxMessage]) -> int:
+        if not messages:
+            return 0
         sent: list[int] = []
         try:
-            for message in messages:
-                self.celery_app.send_task(
-                    message.task,
-                    kwargs=message.kwargs,
-                    queue=message.queue,
-                    eta=message.eta,
-                    headers={REQUEST_ID_HEADER: message.request_id} if message.request_id else None,
-                    retry=False,
-                )
-                sent.append(message.id)
+            # Fail fast when the broker is down: one connection attempt, no retries. The messages
+            # are safe in the database; the sweep sends them later. (kombu's default retries would
+            # hold an HTTP request for seconds.)
+            with self.celery_app.pool.acquire(block=True, timeout=5) as connection:
+                connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
+                for message in messages:
+                    self.celery_app.send_task(
+                        message.task,
+                        kwargs=message.kwargs,
+                        queue=message.queue,
+                        eta=message.eta,
+                        headers={REQUEST_ID_HEADER: message.request_id} if message.request_id else None,
+                        retry=False,
+                        connection=connection,
+                    )
+                    sent.append(message.id)
         finally:
             if sent:
                 with self.db.uow() as uow:
