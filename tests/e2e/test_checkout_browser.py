@@ -43,6 +43,7 @@ CHROMIUM_FLAGS = (
     "--window-size=1024,768",
 )
 PAGE_TIMEOUT = 20
+HEADING = "const h = document.querySelector('h1'); return h ? h.textContent.trim() : null;"
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,11 @@ def browser(stack: Stack) -> Iterator[object]:
 def test_a_buyer_pays_at_checkout_in_a_browser_and_the_order_is_confirmed(
     stack: Stack, browser: object
 ) -> None:
-    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+    from selenium.common.exceptions import (
+        StaleElementReferenceException,
+        TimeoutException,
+        WebDriverException,
+    )
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
     from selenium.webdriver.support.ui import WebDriverWait
@@ -104,10 +109,11 @@ def test_a_buyer_pays_at_checkout_in_a_browser_and_the_order_is_confirmed(
     assert "CNY 32.50" in page and order["id"] in page and "pending" in page, page
     browser.find_element(By.XPATH, "//button[normalize-space()='Pay']").click()
     try:
-        # The old page's elements go stale while the result page loads: keep polling through it.
-        WebDriverWait(browser, PAGE_TIMEOUT, ignored_exceptions=(StaleElementReferenceException,)).until(
-            lambda driver: driver.find_element(By.TAG_NAME, "h1").text == "Payment received"
-        )
+        # Read the heading with a script in whatever document is current: holding element
+        # references across the navigation races the page swap (stale or foreign nodes).
+        WebDriverWait(
+            browser, PAGE_TIMEOUT, ignored_exceptions=(StaleElementReferenceException, WebDriverException)
+        ).until(lambda driver: driver.execute_script(HEADING) == "Payment received")
     except TimeoutException:
         raise AssertionError(f"no result page; the browser shows:\n{browser.page_source}") from None
     assert "succeeded" in browser.find_element(By.TAG_NAME, "body").text
