@@ -63,12 +63,20 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 
 def _register_api(app: Flask) -> None:
-    from app.api import admin, coupons, goods, ops, orders, payments, users
+    from app.api import admin, coupons, flash_sales, goods, ops, orders, payments, users
     from app.api.problems import handle_service_error, handle_unexpected, problem
     from app.services.errors import ServiceError
 
     api = ProblemApi(app)
-    for blueprint in (users.blp, goods.blp, coupons.blp, orders.blp, payments.blp, admin.blp):
+    for blueprint in (
+        users.blp,
+        goods.blp,
+        coupons.blp,
+        orders.blp,
+        payments.blp,
+        flash_sales.blp,
+        admin.blp,
+    ):
         api.register_blueprint(blueprint)
     app.register_blueprint(ops.blp)
     from app.api import admin_ui

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from kombu import Connection
 
 QUEUES = ("orders", "inventory", "coupons", "payments", "members", "sandbox")
@@ -31,3 +34,42 @@ def queue_depths(url: str, timeout: float = 2.0) -> dict[str, int]:
                 declared = channel.queue_declare(queue=queue, passive=True)
                 depths[queue] = int(declared.message_count)
     return depths
+
+
+class QueueProbe:
+    """How deep the queue feeding new sagas is, asked at most every `ttl` seconds per process.
+
+    Used to shed flash-sale load: when the backlog is deeper than the workers drain in reasonable
+    time, new purchases get 503 rather than joining an ever-growing queue. Redis brokers only
+    (an AMQP broker reports 0: no shedding).
+    """
+
+    QUEUE = "inventory"  # every order saga's first step
+
+    def __init__(self, broker_url: str, ttl: float = 0.5) -> None:
+        self.broker_url = broker_url
+        self.ttl = ttl
+        self._client: Any = None
+        self._depth = 0
+        self._read_at = 0.0
+
+    def depth(self) -> int:
+        now = time.monotonic()
+        if now - self._read_at < self.ttl or not self.broker_url.startswith(("redis:", "rediss:")):
+            return self._depth
+        if self._client is None:
+            import redis
+
+            self._client = redis.Redis.from_url(
+                self.broker_url, socket_timeout=0.5, socket_connect_timeout=0.5
+            )
+        names = [self.QUEUE] + [f"{self.QUEUE}\x06\x16{p}" for p in (3, 6, 9)]
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for name in names:
+                pipe.llen(name)
+            self._depth = sum(int(n) for n in pipe.execute())
+        except Exception:  # noqa: BLE001 - a broker we cannot ask sheds nothing; relay copes
+            self._depth = 0
+        self._read_at = now
+        return self._depth

@@ -25,7 +25,14 @@ from app.state import state
 from tasks import saga as saga_tasks
 from tasks.relay import OutboxRelay
 
-TASK_MODULES = ["tasks.ops", "tasks.sweeps", "tasks.members", "tasks.payments", "tasks.sandbox"]
+TASK_MODULES = [
+    "tasks.ops",
+    "tasks.sweeps",
+    "tasks.members",
+    "tasks.payments",
+    "tasks.sandbox",
+    "tasks.flash",
+]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -50,6 +50,8 @@ class Settings:
     currency: str
     step_max_retries: int = 5
     step_retry_backoff_seconds: int = 2
+    flash_rate_per_second: int = 5
+    flash_max_queue_depth: int = 10_000
     used_development_secrets: bool = False
 
     @property
@@ -154,6 +156,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         currency=currency,
         step_max_retries=_positive_int(environ, "ORDERSAGA_STEP_MAX_RETRIES", 5),
         step_retry_backoff_seconds=_positive_int(environ, "ORDERSAGA_STEP_RETRY_BACKOFF_SECONDS", 2),
+        flash_rate_per_second=_positive_int(environ, "ORDERSAGA_FLASH_RATE_PER_SECOND", 5),
+        flash_max_queue_depth=_positive_int(environ, "ORDERSAGA_FLASH_MAX_QUEUE_DEPTH", 10_000),
         used_development_secrets=dev1 or dev2 or dev3,
     )
 

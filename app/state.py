@@ -13,8 +13,10 @@ from typing import Any
 import redis
 from flask import Flask, current_app
 
+from app.broker import QueueProbe
 from app.config import Settings
 from app.db import Database
+from app.flash_gate import FlashGate
 from app.payments import provider_for
 from app.payments.port import PaymentProvider
 from sagas.engine import SagaEngine
@@ -41,6 +43,14 @@ class AppState:
         return self._redis
 
     @cached_property
+    def flash_gate(self) -> FlashGate:
+        return FlashGate(self.redis, self.settings.flash_rate_per_second)
+
+    @cached_property
+    def queue_probe(self) -> QueueProbe:
+        return QueueProbe(self.settings.broker_url)
+
+    @cached_property
     def provider(self) -> PaymentProvider:
         return provider_for(self.settings)
 
@@ -57,6 +67,8 @@ class AppState:
         # The provider's HTTP session (and the engine bound to it) are made anew in each process.
         self.__dict__.pop("provider", None)
         self.__dict__.pop("engine", None)
+        self.__dict__.pop("flash_gate", None)
+        self.__dict__.pop("queue_probe", None)
 
 
 def state(app: Flask | Any = None) -> AppState:

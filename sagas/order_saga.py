@@ -16,7 +16,7 @@ from app.config import Settings
 from app.db import UnitOfWork
 from app.models import Order
 from app.payments.port import PaymentProvider, PaymentStatus, ProviderPayment, ProviderRejected
-from app.services import coupons, inventory, orders, payment_events, payments
+from app.services import coupons, flash_sales, inventory, orders, payment_events, payments
 from app.services.errors import CouponUnavailable, OutOfStock
 from sagas.definition import BusinessFailure, RetryPolicy, SagaContext, SagaDefinition, Step
 
@@ -24,6 +24,7 @@ NAME = "order"
 TASK_PREFIX = "orders.saga"
 AWAITING_PAYMENT = "AWAITING_PAYMENT"
 CREDIT_POINTS_TASK = "members.credit_points"
+GIVE_BACK_TASK = "orders.flash.give_back"
 
 
 @contextmanager
@@ -47,11 +48,18 @@ def build(new_uow: Callable[[], UnitOfWork], provider: PaymentProvider, settings
     )
 
     def reserve_stock(uow: UnitOfWork, ctx: SagaContext) -> None:
+        if _order(uow, ctx).flash_sale_id is not None:
+            flash_sales.reserve_for_order(uow, ctx.order_id)  # the sale holds its units already
+            return
         with _business("insufficient_stock", OutOfStock):
             inventory.reserve(uow, ctx.order_id)
 
     def release_stock(uow: UnitOfWork, ctx: SagaContext) -> None:
-        if ctx.action_applied:
+        if not ctx.action_applied:
+            return
+        if _order(uow, ctx).flash_sale_id is not None:
+            flash_sales.release_for_order(uow, ctx.order_id)
+        else:
             inventory.release(uow, ctx.order_id)
 
     def has_coupon(uow: UnitOfWork, ctx: SagaContext) -> bool:
@@ -113,6 +121,15 @@ def build(new_uow: Callable[[], UnitOfWork], provider: PaymentProvider, settings
 
     def on_compensated(uow: UnitOfWork, ctx: SagaContext) -> None:
         orders.finish_cancelling(uow, ctx.order_id)
+        if _order(uow, ctx).flash_sale_id is not None:
+            # Its units may be bought again: in SQL now, in the Redis gate through a task (once).
+            sale_id, user_id, quantity = flash_sales.release_admission(uow, ctx.order_id)
+            outbox.add(
+                uow,
+                GIVE_BACK_TASK,
+                {"sale_id": sale_id, "order_id": ctx.order_id, "user_id": user_id, "quantity": quantity},
+                "orders",
+            )
 
     return SagaDefinition(
         name=NAME,

@@ -54,6 +54,10 @@ def main() -> int:
     database = Database(settings.database_url)
     seeded = seed(database.uow)
     database.engine.dispose()
+    # The demo token was just re-issued: forget the old one's cached hash (flash-sale path).
+    import redis as redis_client
+
+    redis_client.Redis.from_url(os.environ["REDIS_URL"]).delete(f"tok:{{{seeded.user_id}}}")
 
     base = settings.public_url
     print(

@@ -14,7 +14,7 @@ from datetime import timedelta
 from celery import shared_task
 
 from app import outbox
-from app.services import payment_events
+from app.services import flash_sales, payment_events
 from app.state import AppState, state
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ def sweep() -> dict[str, int]:
         "sent": lambda: app_state.relay.send_overdue() if app_state.relay is not None else 0,
         "redriven": lambda: app_state.engine.redrive_stale(stale),
         "overdue": lambda: _time_out_overdue(app_state),
+        "flash_units_returned": lambda: _settle_flash_sales(app_state),
     }
     counts: dict[str, int] = {}
     failures: list[Exception] = []
@@ -46,6 +47,11 @@ def sweep() -> dict[str, int]:
     if failures:
         raise failures[0]
     return counts
+
+
+def _settle_flash_sales(app_state: AppState) -> int:
+    with app_state.db.uow() as uow:
+        return flash_sales.settle_ended(uow)
 
 
 def _time_out_overdue(app_state: AppState) -> int:

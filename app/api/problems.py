@@ -130,7 +130,9 @@ def handle_http_exception(error: HTTPException) -> Response:
 def handle_service_error(error: ServiceError) -> Response:
     if isinstance(error, InvalidInput):
         return validation_problem(error.errors)
-    return problem(STATUS_BY_CODE.get(error.code, 409), error.code, error.detail)
+    retry_after = getattr(error, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return problem(STATUS_BY_CODE.get(error.code, 409), error.code, error.detail, headers=headers)
 
 
 def handle_unexpected(error: Exception) -> Response:

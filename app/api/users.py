@@ -6,6 +6,7 @@ from typing import Any
 
 from app.api.auth import current_user, operator_required, user_required
 from app.api.blueprint import Blueprint
+from app.api.flash_sales import cache_token_hash
 from app.schemas.common import PageQuerySchema
 from app.schemas.coupons import CouponCreateSchema, CouponPageSchema, CouponSchema
 from app.schemas.users import MeSchema, NewUserSchema, UserCreateSchema, UserSchema
@@ -23,6 +24,7 @@ def create_user(data: dict[str, Any]) -> dict[str, Any]:
     with state().db.uow() as uow:
         created = users.create_user(uow, data["name"], data["email"])
     user = created.user
+    cache_token_hash(state(), user.id, user.token_hash)  # the flash-sale path needs no SQL for it
     fields = ("id", "name", "email", "points", "created_at")
     return {**{name: getattr(user, name) for name in fields}, "token": created.token}
 

@@ -2,6 +2,7 @@
 
 from app.models.base import Base
 from app.models.coupons import Coupon
+from app.models.flash_sales import FlashSale, FlashSaleBuyer
 from app.models.goods import Goods
 from app.models.orders import IdempotencyKey, Order, OrderItem
 from app.models.outbox import OutboxMessage
@@ -13,6 +14,8 @@ from sagas.models import Saga, SagaStep  # the engine's tables; Order.saga refer
 __all__ = [
     "Base",
     "Coupon",
+    "FlashSale",
+    "FlashSaleBuyer",
     "Goods",
     "IdempotencyKey",
     "Order",

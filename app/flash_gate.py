@@ -1,0 +1,137 @@
+"""The flash-sale gate: one Lua script in Redis decides a purchase attempt atomically.
+
+It checks, in order: the buyer's rate, the sale window, the quantity against the per-buyer
+limit, the buyer's count, and the remaining units; then takes the units. Losers are answered
+from Redis alone. Its state is a cache of SQL (quantity - admitted, per-buyer units), rebuilt
+from SQL whenever Redis has lost it; SQL also caps admissions by itself, so a lost or stale gate
+can turn buyers away wrongly for a moment but never oversell.
+
+Keys (hash-tagged by sale, so a Redis Cluster keeps a sale's keys together):
+    fs:{id}           hash: starts_ms, ends_ms, limit, remaining
+    fs:{id}:buyers    hash: user id -> units held
+    fs:{id}:restored  set: orders whose units were given back (so that happens once)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+# Outcomes of an attempt.
+ADMITTED = "admitted"
+SOLD_OUT = "sold-out"
+LIMIT_EXCEEDED = "limit-exceeded"
+NOT_ACTIVE = "not-active"
+RATE_LIMITED = "rate-limited"
+TOO_MANY = "too-many"  # more than per_user_limit in one purchase: a validation error
+MISSING = "missing"  # the gate has no state for this sale: rebuild it from SQL
+
+ADMIT = """
+local sale = KEYS[1]
+local buyers = KEYS[2]
+local rate_key = KEYS[3]
+local now, user, qty, rate_limit = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local rate = redis.call('INCR', rate_key)
+if rate == 1 then redis.call('PEXPIRE', rate_key, 1000) end
+if rate > rate_limit then return 'rate-limited' end
+local s = redis.call('HMGET', sale, 'starts_ms', 'ends_ms', 'limit', 'remaining')
+if not s[1] then return 'missing' end
+if now < tonumber(s[1]) or now >= tonumber(s[2]) then return 'not-active' end
+local limit = tonumber(s[3])
+if qty > limit then return 'too-many' end
+local held = tonumber(redis.call('HGET', buyers, user) or '0')
+if held + qty > limit then return 'limit-exceeded' end
+if tonumber(s[4]) < qty then return 'sold-out' end
+redis.call('HINCRBY', sale, 'remaining', -qty)
+redis.call('HINCRBY', buyers, user, qty)
+return 'admitted'
+"""
+
+# Give units back: once per order when `order` is given, unconditionally (an undo) when empty.
+GIVE_BACK = """
+local sale, buyers, restored = KEYS[1], KEYS[2], KEYS[3]
+local user, qty, order = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+if redis.call('EXISTS', sale) == 0 then return 0 end
+if order ~= '' and redis.call('SADD', restored, order) == 0 then return 0 end
+redis.call('HINCRBY', sale, 'remaining', qty)
+local left = redis.call('HINCRBY', buyers, user, -qty)
+if left <= 0 then redis.call('HDEL', buyers, user) end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class SaleSnapshot:
+    """What the gate needs of a sale, read from SQL."""
+
+    sale_id: str
+    starts_ms: int
+    ends_ms: int
+    per_user_limit: int
+    remaining: int
+    buyers: Mapping[str, int]
+    given_back: tuple[str, ...] = ()
+
+
+def _keys(sale_id: str) -> tuple[str, str, str]:
+    base = f"fs:{{{sale_id}}}"
+    return base, f"{base}:buyers", f"{base}:restored"
+
+
+class FlashGate:
+    def __init__(self, client: redis.Redis[str], rate_per_second: int) -> None:
+        self.client = client
+        self.rate_per_second = rate_per_second
+        self._admit = client.register_script(ADMIT)
+        self._give_back = client.register_script(GIVE_BACK)
+
+    def try_admit(self, sale_id: str, user_id: str, quantity: int, now_ms: int) -> str:
+        sale, buyers, _ = _keys(sale_id)
+        rate_key = f"fs:rate:{{{user_id}}}:{now_ms // 1000}"
+        # The rate key lives in another slot than the sale's keys: fine on one Redis, which is
+        # what the service runs; a Cluster deployment would rate-limit in a separate call.
+        return str(
+            self._admit(keys=[sale, buyers, rate_key], args=[now_ms, user_id, quantity, self.rate_per_second])
+        )
+
+    def undo(self, sale_id: str, user_id: str, quantity: int) -> None:
+        """The SQL write after an admission failed: give the units straight back."""
+        self._give_back(keys=list(_keys(sale_id)), args=[user_id, quantity, ""])
+
+    def give_back(self, sale_id: str, order_id: str, user_id: str, quantity: int) -> bool:
+        """A flash order was cancelled: its units return to the sale, once per order."""
+        return bool(self._give_back(keys=list(_keys(sale_id)), args=[user_id, quantity, order_id]))
+
+    def load(self, snapshot: SaleSnapshot) -> None:
+        """Replace the gate's state for a sale with `snapshot` (taken from SQL)."""
+        sale, buyers, restored = _keys(snapshot.sale_id)
+        pipe: Any = self.client.pipeline(transaction=True)
+        pipe.delete(sale, buyers, restored)
+        if snapshot.buyers:
+            pipe.hset(buyers, mapping={k: v for k, v in snapshot.buyers.items() if v > 0} or {"-": 0})
+        if snapshot.given_back:
+            pipe.sadd(restored, *snapshot.given_back)
+        pipe.hset(
+            sale,
+            mapping={
+                "starts_ms": snapshot.starts_ms,
+                "ends_ms": snapshot.ends_ms,
+                "limit": snapshot.per_user_limit,
+                "remaining": snapshot.remaining,
+            },
+        )
+        pipe.execute()
+
+    def rebuild_lock(self, sale_id: str) -> bool:
+        """One process rebuilds a lost gate; the others answer 503 for the moment it takes."""
+        return bool(self.client.set(f"fs:{{{sale_id}}}:rebuilding", "1", nx=True, ex=10))
+
+    def release_rebuild_lock(self, sale_id: str) -> None:
+        self.client.delete(f"fs:{{{sale_id}}}:rebuilding")
+
+    def remaining(self, sale_id: str) -> int | None:
+        value = self.client.hget(_keys(sale_id)[0], "remaining")
+        return None if value is None else int(value)

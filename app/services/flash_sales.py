@@ -1,0 +1,353 @@
+"""Flash sales, on the SQL side: creating one, admitting a winner, moving its units, and the end.
+
+Stock stays conserved: goods' available + reserved + sold, plus every sale's `units_held`,
+equals all stock ever added. Units move by single conditional UPDATEs only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Table, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.db import UnitOfWork
+from app.flash_gate import (
+    ADMITTED,
+    LIMIT_EXCEEDED,
+    MISSING,
+    NOT_ACTIVE,
+    RATE_LIMITED,
+    SOLD_OUT,
+    TOO_MANY,
+    FlashGate,
+    SaleSnapshot,
+)
+from app.ids import new_id
+from app.models import FlashSale, FlashSaleBuyer, Goods, Order, OrderItem
+from app.models.orders import CANCELLED, PENDING, REFUNDED
+from app.services.errors import InvalidInput, NotFound, ServiceError
+from app.services.lookup import find
+from app.timeutil import utcnow
+from sagas.engine import SagaEngine
+from sagas.models import ACTION, STEP_PENDING, STEP_RUNNING, Saga, SagaStep
+
+ORDER_SAGA = "order"
+
+
+class InsufficientStock(ServiceError):
+    code = "insufficient-stock"
+
+
+class SoldOut(ServiceError):
+    code = "sold-out"
+
+
+class LimitExceeded(ServiceError):
+    code = "limit-exceeded"
+
+
+class NotActive(ServiceError):
+    code = "not-active"
+
+
+def create_sale(
+    uow: UnitOfWork,
+    goods_id: str,
+    price_cents: int,
+    quantity: int,
+    per_user_limit: int,
+    starts_at: datetime,
+    ends_at: datetime,
+) -> FlashSale:
+    if ends_at <= starts_at:
+        raise InvalidInput("ends_at", "Must be after starts_at.")
+    if find(uow.session, Goods, goods_id) is None:
+        raise InvalidInput("goods_id", f"Unknown goods {goods_id!r}.")
+    moved = uow.session.execute(
+        update(Goods)
+        .where(Goods.id == goods_id, Goods.stock_available >= quantity)
+        .values(stock_available=Goods.stock_available - quantity, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise InsufficientStock(f"Goods {goods_id} have fewer than {quantity} units available.")
+    sale = FlashSale(
+        id=new_id("fls"),
+        goods_id=goods_id,
+        price_cents=price_cents,
+        quantity=quantity,
+        per_user_limit=per_user_limit,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        admitted=0,
+        units_held=quantity,
+    )
+    uow.session.add(sale)
+    uow.commit()
+    return sale
+
+
+def get_sale(uow: UnitOfWork, sale_id: str) -> FlashSale:
+    sale = find(uow.session, FlashSale, sale_id)
+    if sale is None:
+        raise NotFound(f"No flash sale {sale_id!r}.")
+    return sale
+
+
+def admit(uow: UnitOfWork, sale: FlashSale, user_id: str, quantity: int) -> Order:
+    """Record a winner in the caller's transaction: SQL caps the sale and the buyer by itself."""
+    taken = uow.session.execute(
+        update(FlashSale)
+        .where(FlashSale.id == sale.id, FlashSale.admitted + quantity <= FlashSale.quantity)
+        .values(admitted=FlashSale.admitted + quantity, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        raise SoldOut(f"Flash sale {sale.id} is sold out.")
+    insert = pg_insert if uow.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    buyers: Table = FlashSaleBuyer.__table__  # type: ignore[assignment]
+    upsert = (
+        insert(buyers)
+        .values(sale_id=sale.id, user_id=user_id, units=quantity)
+        .on_conflict_do_update(
+            index_elements=[buyers.c.sale_id, buyers.c.user_id],
+            set_={"units": buyers.c.units + quantity},
+            where=buyers.c.units + quantity <= sale.per_user_limit,
+        )
+        .returning(buyers.c.units)  # no row back: the conflict's WHERE refused the update
+    )
+    if uow.session.execute(upsert).first() is None:
+        raise LimitExceeded(f"At most {sale.per_user_limit} units of this sale per buyer.")
+    total = sale.price_cents * quantity
+    order = Order(
+        id=new_id("ord"),
+        user_id=user_id,
+        status=PENDING,
+        total_cents=total,
+        discount_cents=0,
+        payable_cents=total,
+        coupon_id=None,
+        flash_sale_id=sale.id,
+        points_credited=False,
+    )
+    order.items = [
+        OrderItem(position=0, goods_id=sale.goods_id, quantity=quantity, unit_price_cents=sale.price_cents)
+    ]
+    uow.session.add(order)
+    uow.session.flush()
+    return order
+
+
+def _units(uow: UnitOfWork, order_id: str) -> tuple[Order, int]:
+    order = uow.session.get(Order, order_id)
+    assert order is not None and order.flash_sale_id is not None
+    return order, sum(item.quantity for item in order.items)
+
+
+def reserve_for_order(uow: UnitOfWork, order_id: str) -> None:
+    """The saga's reserve_stock for a flash order: the sale's units become the order's reserve."""
+    order, quantity = _units(uow, order_id)
+    held = uow.session.execute(
+        update(FlashSale)
+        .where(FlashSale.id == order.flash_sale_id, FlashSale.units_held >= quantity)
+        .values(units_held=FlashSale.units_held - quantity, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if held.rowcount != 1:  # type: ignore[attr-defined]
+        raise RuntimeError(
+            f"flash sale {order.flash_sale_id} holds fewer than {quantity} units for {order_id}"
+        )
+    uow.session.execute(
+        update(Goods)
+        .where(Goods.id == order.items[0].goods_id)
+        .values(stock_reserved=Goods.stock_reserved + quantity, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def release_for_order(uow: UnitOfWork, order_id: str) -> None:
+    """Compensation of `reserve_for_order`: the units go back to the sale (the end of the sale
+    sweeps them on to the goods if it is already over)."""
+    order, quantity = _units(uow, order_id)
+    moved = uow.session.execute(
+        update(Goods)
+        .where(Goods.id == order.items[0].goods_id, Goods.stock_reserved >= quantity)
+        .values(stock_reserved=Goods.stock_reserved - quantity, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise RuntimeError(f"order {order_id}: {quantity} units are not reserved")
+    uow.session.execute(
+        update(FlashSale)
+        .where(FlashSale.id == order.flash_sale_id)
+        .values(units_held=FlashSale.units_held + quantity, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def release_admission(uow: UnitOfWork, order_id: str) -> tuple[str, str, int]:
+    """A flash order was cancelled: its units may be bought by someone else, and its buyer's
+    count goes down. Called once, in the transaction that marks the saga COMPENSATED."""
+    order, quantity = _units(uow, order_id)
+    sale_id = str(order.flash_sale_id)
+    uow.session.execute(
+        update(FlashSale)
+        .where(FlashSale.id == sale_id, FlashSale.admitted >= quantity)
+        .values(admitted=FlashSale.admitted - quantity, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    uow.session.execute(
+        update(FlashSaleBuyer)
+        .where(
+            FlashSaleBuyer.sale_id == sale_id,
+            FlashSaleBuyer.user_id == order.user_id,
+            FlashSaleBuyer.units >= quantity,
+        )
+        .values(units=FlashSaleBuyer.units - quantity)
+        .execution_options(synchronize_session=False)
+    )
+    return sale_id, order.user_id, quantity
+
+
+def settle_ended(uow: UnitOfWork, now: datetime | None = None) -> int:
+    """Return the unsold units of ended sales to their goods' stock_available.
+
+    Units of admitted orders whose saga has not reserved them yet stay with the sale for those
+    orders; the sweep runs this again, so units freed later (a cancelled order) follow too.
+    Returns the number of units moved.
+    """
+    now = now or utcnow()
+    sales = list(
+        uow.session.scalars(
+            select(FlashSale)
+            .where(FlashSale.ends_at <= now, FlashSale.units_held > 0)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    moved_total = 0
+    for sale in sales:
+        awaiting_reserve = (
+            uow.session.scalar(
+                select(func.coalesce(func.sum(OrderItem.quantity), 0))
+                .join(Order, Order.id == OrderItem.order_id)
+                .join(Saga, Saga.order_id == Order.id)
+                .join(
+                    SagaStep,
+                    (SagaStep.saga_id == Saga.id)
+                    & (SagaStep.kind == ACTION)
+                    & (SagaStep.name == "reserve_stock"),
+                )
+                .where(
+                    Order.flash_sale_id == sale.id,
+                    Order.status == PENDING,
+                    SagaStep.status.in_((STEP_PENDING, STEP_RUNNING)),
+                )
+            )
+            or 0
+        )
+        unsold = sale.units_held - int(awaiting_reserve)
+        if unsold <= 0:
+            continue
+        sale.units_held -= unsold
+        sale.settled_at = sale.settled_at or now
+        uow.session.execute(
+            update(Goods)
+            .where(Goods.id == sale.goods_id)
+            .values(stock_available=Goods.stock_available + unsold, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        moved_total += unsold
+    uow.commit()
+    return moved_total
+
+
+def snapshot(uow: UnitOfWork, sale_id: str) -> SaleSnapshot | None:
+    """The gate's state, from SQL: remaining units, and units per buyer in live orders."""
+    sale = find(uow.session, FlashSale, sale_id)
+    if sale is None:
+        return None
+    buyers = dict(
+        uow.session.execute(
+            select(FlashSaleBuyer.user_id, FlashSaleBuyer.units).where(FlashSaleBuyer.sale_id == sale_id)
+        ).all()
+    )
+    given_back = tuple(
+        uow.session.scalars(
+            select(Order.id).where(Order.flash_sale_id == sale_id, Order.status.in_((CANCELLED, REFUNDED)))
+        )
+    )
+    return SaleSnapshot(
+        sale_id=sale.id,
+        starts_ms=int(sale.starts_at.timestamp() * 1000),
+        ends_ms=int(sale.ends_at.timestamp() * 1000),
+        per_user_limit=sale.per_user_limit,
+        remaining=sale.remaining,
+        buyers={user: int(units) for user, units in buyers.items()},
+        given_back=given_back,
+    )
+
+
+class RateLimited(ServiceError):
+    code = "rate-limited"
+    retry_after = 1
+
+
+class Overloaded(ServiceError):
+    code = "overloaded"
+    retry_after = 5
+
+
+def purchase(
+    gate: FlashGate,
+    new_uow: Callable[[], UnitOfWork],
+    engine: SagaEngine,
+    user_id: str,
+    sale_id: str,
+    quantity: int,
+    now_ms: int,
+) -> str:
+    """Ask the gate; only a winner touches SQL. Returns the new order's id."""
+    outcome = gate.try_admit(sale_id, user_id, quantity, now_ms)
+    if outcome == MISSING:
+        _rebuild(gate, new_uow, sale_id)
+        outcome = gate.try_admit(sale_id, user_id, quantity, now_ms)
+    if outcome != ADMITTED:
+        raise _refusal(outcome)
+    try:
+        with new_uow() as uow:
+            order = admit(uow, get_sale(uow, sale_id), user_id, quantity)
+            engine.start(uow, ORDER_SAGA, order.id)
+            uow.commit()
+    except BaseException:
+        gate.undo(sale_id, user_id, quantity)
+        raise
+    return order.id
+
+
+def _rebuild(gate: FlashGate, new_uow: Callable[[], UnitOfWork], sale_id: str) -> None:
+    """Redis lost the gate (or never had it): load it from SQL, in one process at a time."""
+    if not gate.rebuild_lock(sale_id):
+        raise Overloaded("The sale is being restored after a cache loss; retry in a moment.")
+    try:
+        with new_uow() as uow:
+            state = snapshot(uow, sale_id)
+        if state is None:
+            raise NotFound(f"No flash sale {sale_id!r}.")
+        gate.load(state)
+    finally:
+        gate.release_rebuild_lock(sale_id)
+
+
+def _refusal(outcome: str) -> ServiceError:
+    if outcome == TOO_MANY:
+        return InvalidInput("quantity", "More than this sale's per-user limit in one purchase.")
+    refusals: dict[str, ServiceError] = {
+        SOLD_OUT: SoldOut("The sale is sold out."),
+        LIMIT_EXCEEDED: LimitExceeded("That would take you past this sale's per-user limit."),
+        NOT_ACTIVE: NotActive("The sale has not started, or has ended."),
+        RATE_LIMITED: RateLimited("Too many purchase attempts; slow down."),
+    }
+    return refusals.get(outcome, Overloaded(f"The sale gate answered {outcome!r}."))

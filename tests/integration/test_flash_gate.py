@@ -1,0 +1,173 @@
+"""The flash-sale purchase path in-process, on real PostgreSQL and Redis: what a refusal costs
+(no SQL at all), rate limits, load shedding, and the contract's answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event
+
+from app import create_app
+from app.state import state
+from tests.support.api import ADMIN, assert_problem, bearer, create_goods, create_user
+from tests.support.databases import truncate_all
+from tests.support.env import settings_for
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_sale(
+    client: FlaskClient,
+    quantity: int = 3,
+    limit: int = 1,
+    starts_in: int = -60,
+    lasts: int = 3600,
+    stock: int = 10,
+) -> dict[str, Any]:
+    goods = create_goods(client, stock=stock)
+    now = datetime.now(UTC)
+    body = {
+        "goods_id": goods["id"],
+        "price_cents": 99,
+        "quantity": quantity,
+        "per_user_limit": limit,
+        "starts_at": _iso(now + timedelta(seconds=starts_in)),
+        "ends_at": _iso(now + timedelta(seconds=starts_in + lasts)),
+    }
+    response = client.post("/api/v1/flash-sales", json=body, headers=ADMIN)
+    assert response.status_code == 201, response.get_json()
+    sale: dict[str, Any] = response.get_json()
+    sale["goods"] = goods
+    return sale
+
+
+def buy(client: FlaskClient, sale: dict[str, Any], user: dict[str, Any], quantity: int = 1) -> Any:
+    return client.post(
+        f"/api/v1/flash-sales/{sale['id']}/purchase",
+        json={"quantity": quantity},
+        headers=bearer(user["token"]),
+    )
+
+
+def test_creating_a_sale_moves_its_units_out_of_available(client: FlaskClient) -> None:
+    sale = make_sale(client, quantity=4, limit=2, stock=10)
+    assert {k: sale[k] for k in ("quantity", "per_user_limit", "remaining", "price_cents")} == {
+        "quantity": 4,
+        "per_user_limit": 2,
+        "remaining": 4,
+        "price_cents": 99,
+    }
+    assert client.get(f"/api/v1/goods/{sale['goods']['id']}").get_json()["stock_available"] == 6
+    assert client.get(f"/api/v1/flash-sales/{sale['id']}").get_json()["remaining"] == 4
+    goods = create_goods(client, stock=2)
+    too_many = {
+        **{k: sale[k] for k in ("price_cents", "per_user_limit", "starts_at", "ends_at")},
+        "goods_id": goods["id"],
+        "quantity": 3,
+    }
+    assert_problem(
+        client.post("/api/v1/flash-sales", json=too_many, headers=ADMIN), 409, "insufficient-stock"
+    )
+    backwards = {**too_many, "quantity": 1, "ends_at": sale["starts_at"], "starts_at": sale["ends_at"]}
+    assert_problem(
+        client.post("/api/v1/flash-sales", json=backwards, headers=ADMIN), 422, "validation", "ends_at"
+    )
+
+
+def test_a_refused_purchase_touches_no_sql(app: Flask, client: FlaskClient) -> None:
+    sale = make_sale(client, quantity=1)
+    winner, loser = create_user(client), create_user(client)
+    assert buy(client, sale, winner).status_code == 202
+
+    engine = state(app).db.engine
+    touched: list[str] = []
+    event.listen(engine, "checkout", lambda *_: touched.append("checkout"))
+    event.listen(engine, "before_cursor_execute", lambda *args: touched.append(str(args[2])))
+    try:
+        assert_problem(buy(client, sale, loser), 409, "sold-out")
+        assert_problem(buy(client, sale, winner), 409, "limit-exceeded")
+    finally:
+        event.remove(engine, "checkout", touched.append) if False else None  # listeners die with the engine
+    assert touched == [], touched
+
+
+def test_answers_of_the_contract(client: FlaskClient) -> None:
+    sale = make_sale(client, quantity=5, limit=2)
+    buyer = create_user(client)
+    assert_problem(buy(client, sale, buyer, quantity=3), 422, "validation", "quantity")
+    assert_problem(buy(client, sale, buyer, quantity=0), 422, "validation", "quantity")
+    first = buy(client, sale, buyer, quantity=2)
+    assert first.status_code == 202 and first.get_json()["order_id"].startswith("ord_")
+    assert_problem(buy(client, sale, buyer, quantity=1), 409, "limit-exceeded")
+    order = client.get(
+        f"/api/v1/orders/{first.get_json()['order_id']}", headers=bearer(buyer["token"])
+    ).get_json()
+    assert (order["flash_sale_id"], order["coupon_id"], order["items"][0]["unit_price_cents"]) == (
+        sale["id"],
+        None,
+        99,
+    )
+    assert order["total_cents"] == order["payable_cents"] == 198
+    assert client.get(f"/api/v1/flash-sales/{sale['id']}").get_json()["remaining"] == 3
+
+    later = make_sale(client, starts_in=3600)
+    over = make_sale(client, starts_in=-7200, lasts=3600)
+    assert_problem(buy(client, later, create_user(client)), 409, "not-active")
+    assert_problem(buy(client, over, create_user(client)), 409, "not-active")
+    assert_problem(
+        client.post(f"/api/v1/flash-sales/{sale['id']}/purchase", json={"quantity": 1}), 401, "unauthorized"
+    )
+    assert_problem(
+        client.post(f"/api/v1/flash-sales/{sale['id']}/purchase", json={"quantity": 1}, headers=ADMIN),
+        403,
+        "forbidden",
+    )
+    unknown = client.post(
+        "/api/v1/flash-sales/fls_01M88S610N83SY6VPQ23SAANM8/purchase",
+        json={"quantity": 1},
+        headers=bearer(buyer["token"]),
+    )
+    assert_problem(unknown, 404, "not-found")
+
+
+def test_a_buyer_hammering_is_rate_limited(client: FlaskClient) -> None:
+    sale = make_sale(client, quantity=1)
+    buyer = create_user(client)
+    answers = [buy(client, sale, buyer) for _ in range(12)]
+    limited = [a for a in answers if a.status_code == 429]
+    assert limited, [a.status_code for a in answers]
+    assert limited[0].get_json()["code"] == "rate-limited" and int(limited[0].headers["Retry-After"]) >= 1
+    # Another buyer is not limited by the first one's attempts.
+    assert buy(client, sale, create_user(client)).status_code == 409
+
+
+@pytest.fixture
+def shedding_app(pg_url: str, redis_url: str) -> Iterator[Flask]:
+    flask_app = create_app(settings_for(pg_url, redis_url, ORDERSAGA_FLASH_MAX_QUEUE_DEPTH="3"))
+    flask_app.extensions["ordersaga"].db.after_commit = None
+    yield flask_app
+    flask_app.extensions["ordersaga"].db.engine.dispose()
+    truncate_all(pg_url)
+
+
+def test_purchases_are_shed_when_the_saga_queue_is_too_deep(shedding_app: Flask, redis_url: str) -> None:
+    client = shedding_app.test_client()
+    sale = make_sale(client, quantity=5)
+    broker = redis.Redis.from_url(redis_url)
+    broker.delete("inventory")
+    try:
+        broker.rpush("inventory", *[b"{}"] * 4)  # a backlog deeper than the bound of 3
+        shed = buy(client, sale, create_user(client))
+        assert_problem(shed, 503, "overloaded")
+        assert int(shed.headers["Retry-After"]) >= 1
+    finally:
+        broker.delete("inventory")
+        broker.close()

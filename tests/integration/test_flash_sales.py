@@ -1,0 +1,143 @@
+"""Flash sales on the real stack: gunicorn, celery workers, beat, PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from scripts.servers import Server
+from tests.support.processes import wait_until
+from tests.support.stack import Stack
+
+
+@pytest.fixture(scope="module")
+def stack(pg_server: Server) -> Iterator[Stack]:
+    stack = Stack(pg_server.url)
+    try:
+        stack.start_api()
+        stack.start_worker()
+        stack.start_beat()
+        yield stack
+    finally:
+        stack.close()
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sale(
+    stack: Stack,
+    quantity: int,
+    limit: int = 1,
+    stock: int | None = None,
+    starts_in: float = -60,
+    lasts: float = 3600,
+) -> dict[str, Any]:
+    goods = stack.goods(stock=stock if stock is not None else quantity)
+    now = datetime.now(UTC)
+    body = {
+        "goods_id": goods["id"],
+        "price_cents": 500,
+        "quantity": quantity,
+        "per_user_limit": limit,
+        "starts_at": _iso(now + timedelta(seconds=starts_in)),
+        "ends_at": _iso(now + timedelta(seconds=starts_in + lasts)),
+    }
+    created = stack.ok("POST", "/api/v1/flash-sales", json=body)
+    created["goods"] = goods
+    return created
+
+
+def buy(stack: Stack, flash: dict[str, Any], user: dict[str, Any], quantity: int = 1) -> Any:
+    return stack.call(
+        "POST", f"/api/v1/flash-sales/{flash['id']}/purchase", user["token"], json={"quantity": quantity}
+    )
+
+
+def _conserved(stack: Stack, flash: dict[str, Any], total: int) -> dict[str, Any]:
+    goods = stack.stock(flash["goods"]["id"])
+    held = stack.sql("SELECT units_held FROM flash_sales WHERE id = :id", id=flash["id"])[0].units_held
+    assert goods["stock_available"] + goods["stock_reserved"] + goods["stock_sold"] + held == total
+    return goods
+
+
+def test_sixty_buyers_two_attempts_each_buy_exactly_twenty(stack: Stack) -> None:
+    flash = sale(stack, quantity=20)
+    buyers = [stack.user() for _ in range(60)]
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        answers = list(pool.map(lambda b: buy(stack, flash, b), buyers + buyers))
+    accepted = [a for a in answers if a.status_code == 202]
+    assert len(accepted) == 20
+    assert {a.json()["code"] for a in answers if a.status_code != 202} <= {"sold-out", "limit-exceeded"}
+    orders = [stack.wait_order(a.json()["order_id"]) for a in accepted]
+    assert {o["status"] for o in orders} == {"AWAITING_PAYMENT"}
+    assert len({o["user_id"] for o in orders}) == 20  # one each: the limit held
+    assert stack.ok("GET", f"/api/v1/flash-sales/{flash['id']}")["remaining"] == 0
+    assert stack.sql("SELECT count(*) AS n FROM orders WHERE flash_sale_id = :id", id=flash["id"])[0].n == 20
+    goods = _conserved(stack, flash, 20)
+    assert goods["stock_reserved"] == 20
+
+
+def test_a_sale_not_started_or_over_is_not_active(stack: Stack) -> None:
+    buyer = stack.user()
+    assert buy(stack, sale(stack, 3, starts_in=600), buyer).json()["code"] == "not-active"
+    assert buy(stack, sale(stack, 3, starts_in=-600, lasts=300), stack.user()).json()["code"] == "not-active"
+
+
+def test_a_cancelled_flash_order_frees_its_unit_for_someone_else(stack: Stack) -> None:
+    flash = sale(stack, quantity=1)
+    first, second = stack.user(), stack.user()
+    order_id = buy(stack, flash, first).json()["order_id"]
+    assert buy(stack, flash, second).json()["code"] == "sold-out"
+    stack.wait_order(order_id)
+    assert stack.call("POST", f"/api/v1/orders/{order_id}/cancel", first["token"]).status_code == 202
+    assert stack.wait_order(order_id, ("CANCELLED",))["cancel_reason"] == "user_cancelled"
+    assert stack.ok("GET", f"/api/v1/flash-sales/{flash['id']}")["remaining"] == 1
+
+    def bought() -> Any:
+        answer = buy(stack, flash, second)
+        return answer if answer.status_code == 202 else None
+
+    again = wait_until(bought, timeout=30, interval=0.3, what="the unit to be back at the gate")
+    assert stack.wait_order(again.json()["order_id"])["status"] == "AWAITING_PAYMENT"
+    _conserved(stack, flash, 1)
+
+
+def test_a_redis_restart_mid_sale_never_oversells(stack: Stack) -> None:
+    flash = sale(stack, quantity=30)
+    early = [stack.user() for _ in range(20)]
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        first = list(pool.map(lambda b: buy(stack, flash, b), early))
+    assert sum(a.status_code == 202 for a in first) == 20
+
+    stack.redis.restart()  # no persistence: the gate, the cached tokens and the broker's queues are gone
+    late = [stack.user() for _ in range(40)]
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        second = list(pool.map(lambda b: buy(stack, flash, b), early + late))
+    assert all(a.status_code in (202, 409, 503) for a in second), {a.status_code for a in second}
+    sold = stack.sql("SELECT count(*) AS n FROM orders WHERE flash_sale_id = :id", id=flash["id"])[0].n
+    assert sold <= 30
+    # The gate was rebuilt from SQL: the early buyers are still at their limit.
+    assert not any(a.status_code == 202 for a in second[: len(early)])
+    for order_id in stack.sql("SELECT id FROM orders WHERE flash_sale_id = :id", id=flash["id"]):
+        stack.wait_order(order_id.id, timeout=90)
+    _conserved(stack, flash, 30)
+
+
+def test_the_end_of_a_sale_returns_its_unsold_units(stack: Stack) -> None:
+    flash = sale(stack, quantity=10, stock=15, starts_in=-1, lasts=4)
+    for buyer in [stack.user() for _ in range(3)]:
+        assert buy(stack, flash, buyer).status_code == 202
+    assert stack.stock(flash["goods"]["id"])["stock_available"] == 5
+
+    def returned() -> bool:
+        return stack.stock(flash["goods"]["id"])["stock_available"] == 12
+
+    wait_until(returned, timeout=30, what="the unsold units to return to the goods")
+    goods = _conserved(stack, flash, 15)
+    assert goods["stock_reserved"] == 3
