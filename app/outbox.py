@@ -16,11 +16,21 @@ from app.models import OutboxMessage
 
 
 def add(
-    uow: UnitOfWork, task: str, kwargs: dict[str, Any], queue: str, eta: datetime | None = None
+    uow: UnitOfWork,
+    task: str,
+    kwargs: dict[str, Any],
+    queue: str,
+    eta: datetime | None = None,
+    priority: int | None = None,
 ) -> OutboxMessage:
     request_id = request_id_var.get()
     message = OutboxMessage(
-        task=task, queue=queue, kwargs=kwargs, eta=eta, request_id=None if request_id == "-" else request_id
+        task=task,
+        queue=queue,
+        kwargs=kwargs,
+        eta=eta,
+        priority=priority,
+        request_id=None if request_id == "-" else request_id,
     )
     uow.session.add(message)
     uow.outbox.append(message)

@@ -66,8 +66,11 @@ class SagaEngine:
 
     # -- starting -----------------------------------------------------------------------------
 
-    def start(self, uow: UnitOfWork, saga_type: str, order_id: str) -> Saga:
-        """Create the saga in the caller's transaction and queue its first step."""
+    def start(self, uow: UnitOfWork, saga_type: str, order_id: str, priority: int | None = None) -> Saga:
+        """Create the saga in the caller's transaction and queue its first step.
+
+        `priority` is the broker priority of all its messages (flash-sale orders queue behind
+        ordinary ones, so that a sale cannot starve the shop)."""
         definition = self.definitions[saga_type]
         now = self.clock()
         saga = Saga(
@@ -79,6 +82,7 @@ class SagaEngine:
             cancel_requested=False,
             created_at=now,
             updated_at=now,
+            priority=priority,
         )
         saga.steps = [
             SagaStep(position=i, name=step.name, kind=ACTION, status=STEP_PENDING, attempts=0)
@@ -479,7 +483,7 @@ class SagaEngine:
 
     def _send(self, uow: UnitOfWork, task: str, saga: Saga, queue: str) -> None:
         # saga_id and order_id as keyword arguments: Flower's search finds a saga's tasks by id.
-        outbox.add(uow, task, {"saga_id": saga.id, "order_id": saga.order_id}, queue)
+        outbox.add(uow, task, {"saga_id": saga.id, "order_id": saga.order_id}, queue, priority=saga.priority)
 
     @staticmethod
     def _count(step: str, kind: str, outcome: str, started: float | None = None) -> None:

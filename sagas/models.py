@@ -49,6 +49,8 @@ class Saga(Base):
     abort_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Which way the saga was going when it FAILED: "action" or "compensation".
     failed_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # The broker priority of this saga's messages (None: the default, served first on Redis).
+    priority: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = created_at_column()
     # Last progress: the sweep re-drives sagas whose updated_at is older than the stale limit.
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)

@@ -67,6 +67,7 @@ class OutboxRelay:
                         kwargs=message.kwargs,
                         queue=message.queue,
                         eta=message.eta,
+                        priority=message.priority,
                         headers={REQUEST_ID_HEADER: message.request_id} if message.request_id else None,
                         retry=False,
                         connection=connection,

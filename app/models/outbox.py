@@ -26,5 +26,7 @@ class OutboxMessage(Base):
     kwargs: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     request_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     eta: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Broker priority (Redis: 0 is served first). Flash-sale sagas queue behind ordinary orders.
+    priority: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = created_at_column()
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -35,6 +35,7 @@ from sagas.engine import SagaEngine
 from sagas.models import ACTION, STEP_PENDING, STEP_RUNNING, Saga, SagaStep
 
 ORDER_SAGA = "order"
+FLASH_PRIORITY = 6  # Redis brokers serve 0 first: ordinary orders go ahead of a sale's backlog
 
 
 class InsufficientStock(ServiceError):
@@ -319,7 +320,7 @@ def purchase(
     try:
         with new_uow() as uow:
             order = admit(uow, get_sale(uow, sale_id), user_id, quantity)
-            engine.start(uow, ORDER_SAGA, order.id)
+            engine.start(uow, ORDER_SAGA, order.id, priority=FLASH_PRIORITY)
             uow.commit()
     except BaseException:
         gate.undo(sale_id, user_id, quantity)

@@ -141,3 +141,30 @@ def test_the_end_of_a_sale_returns_its_unsold_units(stack: Stack) -> None:
     wait_until(returned, timeout=30, what="the unsold units to return to the goods")
     goods = _conserved(stack, flash, 15)
     assert goods["stock_reserved"] == 3
+
+
+def test_a_sale_backlog_does_not_starve_ordinary_orders(stack: Stack) -> None:
+    stack.stop("worker")  # a backlog builds up while no worker runs
+    flash = sale(stack, quantity=40)
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(lambda b: buy(stack, flash, b), [stack.user() for _ in range(40)]))
+    assert sum(a.status_code == 202 for a in answers) == 40
+    ordinary = stack.place(stack.user(), [(stack.goods(stock=1)["id"], 1)]).json()
+    stack.start_worker()
+
+    order = stack.wait_order(ordinary["id"], timeout=90)
+    assert order["status"] == "AWAITING_PAYMENT"
+    ahead = stack.sql(
+        """SELECT count(*) AS n FROM saga_steps flash_step
+           JOIN sagas s ON s.id = flash_step.saga_id
+           JOIN orders o ON o.id = s.order_id
+           WHERE o.flash_sale_id = :sale AND flash_step.name = 'reserve_stock'
+             AND flash_step.finished_at < (SELECT started_at FROM saga_steps
+                                           WHERE saga_id = :saga AND name = 'reserve_stock')""",
+        sale=flash["id"],
+        saga=order["saga"]["id"],
+    )[0].n
+    # Only the few messages a worker had already prefetched may go first, not the whole backlog.
+    assert ahead <= 4, f"{ahead} of 40 flash orders reserved before the ordinary order"
+    for answer in answers:
+        stack.wait_order(answer.json()["order_id"], timeout=120)
