@@ -53,6 +53,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         },
     )
     app.extensions["ordersaga"] = AppState(settings=settings, db=database or Database(settings.database_url))
+    from app import metrics
+
+    metrics.count_sql_statements(app.extensions["ordersaga"].db.engine)
     _register_request_id(app)
     _register_api(app)
 

@@ -28,12 +28,18 @@ NOT_ACTIVE = "not-active"
 RATE_LIMITED = "rate-limited"
 TOO_MANY = "too-many"  # more than per_user_limit in one purchase: a validation error
 MISSING = "missing"  # the gate has no state for this sale: rebuild it from SQL
+TOKEN_UNKNOWN = "token-unknown"  # the buyer's token hash is not cached: check it in SQL, cache it
+UNAUTHORIZED = "unauthorized"  # the token does not match the cached hash
 
 ADMIT = """
 local sale = KEYS[1]
 local buyers = KEYS[2]
 local rate_key = KEYS[3]
+local token_key = KEYS[4]
 local now, user, qty, rate_limit = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local cached = redis.call('GET', token_key)
+if not cached then return 'token-unknown' end
+if cached ~= ARGV[5] then return 'unauthorized' end
 local rate = redis.call('INCR', rate_key)
 if rate == 1 then redis.call('PEXPIRE', rate_key, 1000) end
 if rate > rate_limit then return 'rate-limited' end
@@ -76,6 +82,10 @@ class SaleSnapshot:
     given_back: tuple[str, ...] = ()
 
 
+def token_key(user_id: str) -> str:
+    return f"tok:{{{user_id}}}"
+
+
 def _keys(sale_id: str) -> tuple[str, str, str]:
     base = f"fs:{{{sale_id}}}"
     return base, f"{base}:buyers", f"{base}:restored"
@@ -88,14 +98,21 @@ class FlashGate:
         self._admit = client.register_script(ADMIT)
         self._give_back = client.register_script(GIVE_BACK)
 
-    def try_admit(self, sale_id: str, user_id: str, quantity: int, now_ms: int) -> str:
+    def try_admit(self, sale_id: str, user_id: str, token_hash: str, quantity: int, now_ms: int) -> str:
+        """One round trip: the buyer's token (against its cached hash), rate, window, limits."""
         sale, buyers, _ = _keys(sale_id)
         rate_key = f"fs:rate:{{{user_id}}}:{now_ms // 1000}"
-        # The rate key lives in another slot than the sale's keys: fine on one Redis, which is
-        # what the service runs; a Cluster deployment would rate-limit in a separate call.
+        # The rate and token keys live in other slots than the sale's keys: fine on one Redis,
+        # which is what the service runs; a Cluster deployment would split this call.
         return str(
-            self._admit(keys=[sale, buyers, rate_key], args=[now_ms, user_id, quantity, self.rate_per_second])
+            self._admit(
+                keys=[sale, buyers, rate_key, token_key(user_id)],
+                args=[now_ms, user_id, quantity, self.rate_per_second, token_hash],
+            )
         )
+
+    def cache_token(self, user_id: str, token_hash: str, ttl_seconds: int = 24 * 3600) -> None:
+        self.client.set(token_key(user_id), token_hash, ex=ttl_seconds)
 
     def undo(self, sale_id: str, user_id: str, quantity: int) -> None:
         """The SQL write after an admission failed: give the units straight back."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 # The directory must be known before the first metric is created; fall back to one under var/
 # so that API and workers started from the repository root share it by default.
@@ -73,6 +74,32 @@ for _result in WEBHOOK_RESULTS:
     WEBHOOKS.labels(provider="sandbox", result=_result)
 for _outcome in FLASH_OUTCOMES:
     FLASH_PURCHASES.labels(outcome=_outcome)
+
+SQL_STATEMENTS = Counter(
+    "ordersaga_sql_statements_total",
+    "SQL statements issued, by the endpoint or task that issued them.",
+    ["source"],
+)
+
+
+def count_sql_statements(engine: Any) -> None:
+    """Count every statement by its source (`flash_sales.purchase`, `orders.saga.reserve_stock`...):
+    shows which requests touch the database, and how much."""
+    from celery import current_task
+    from flask import has_request_context, request
+    from sqlalchemy import event
+
+    def before_cursor_execute(*_args: Any) -> None:
+        if has_request_context():
+            source = request.endpoint or "unmatched"
+        elif current_task and current_task.name:
+            source = current_task.name
+        else:
+            source = "other"
+        SQL_STATEMENTS.labels(source=source).inc()
+
+    event.listen(engine, "before_cursor_execute", before_cursor_execute)
+
 
 GaugeSource = Callable[[], Iterable[GaugeMetricFamily]]
 

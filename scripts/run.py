@@ -57,7 +57,9 @@ def main() -> int:
     # The demo token was just re-issued: forget the old one's cached hash (flash-sale path).
     import redis as redis_client
 
-    redis_client.Redis.from_url(os.environ["REDIS_URL"]).delete(f"tok:{{{seeded.user_id}}}")
+    from app.flash_gate import token_key
+
+    redis_client.Redis.from_url(os.environ["REDIS_URL"]).delete(token_key(seeded.user_id))
 
     base = settings.public_url
     print(

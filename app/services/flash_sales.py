@@ -21,14 +21,17 @@ from app.flash_gate import (
     NOT_ACTIVE,
     RATE_LIMITED,
     SOLD_OUT,
+    TOKEN_UNKNOWN,
     TOO_MANY,
+    UNAUTHORIZED,
     FlashGate,
     SaleSnapshot,
 )
 from app.ids import new_id
 from app.models import FlashSale, FlashSaleBuyer, Goods, Order, OrderItem
 from app.models.orders import CANCELLED, PENDING, REFUNDED
-from app.services.errors import InvalidInput, NotFound, ServiceError
+from app.services import users
+from app.services.errors import InvalidInput, NotFound, ServiceError, Unauthorized
 from app.services.lookup import find
 from app.timeutil import utcnow
 from sagas.engine import SagaEngine
@@ -305,16 +308,30 @@ def purchase(
     gate: FlashGate,
     new_uow: Callable[[], UnitOfWork],
     engine: SagaEngine,
-    user_id: str,
+    token: str,
     sale_id: str,
     quantity: int,
     now_ms: int,
 ) -> str:
-    """Ask the gate; only a winner touches SQL. Returns the new order's id."""
-    outcome = gate.try_admit(sale_id, user_id, quantity, now_ms)
+    """Ask the gate; only a winner touches SQL. Returns the new order's id.
+
+    The token carries the user id and is checked against its hash cached in Redis, inside the
+    gate's own call; SQL is asked only when the hash is not cached (then it is cached).
+    """
+    user_id = users.user_id_from_token(token)
+    if user_id is None:
+        raise Unauthorized("The bearer token is not valid.")
+    token_hash = users.hash_token(token)
+    outcome = gate.try_admit(sale_id, user_id, token_hash, quantity, now_ms)
+    if outcome == TOKEN_UNKNOWN:
+        with new_uow() as uow:
+            if users.authenticate(uow, token) is None:
+                raise Unauthorized("The bearer token is not valid.")
+        gate.cache_token(user_id, token_hash)
+        outcome = gate.try_admit(sale_id, user_id, token_hash, quantity, now_ms)
     if outcome == MISSING:
         _rebuild(gate, new_uow, sale_id)
-        outcome = gate.try_admit(sale_id, user_id, quantity, now_ms)
+        outcome = gate.try_admit(sale_id, user_id, token_hash, quantity, now_ms)
     if outcome != ADMITTED:
         raise _refusal(outcome)
     try:
@@ -345,6 +362,8 @@ def _rebuild(gate: FlashGate, new_uow: Callable[[], UnitOfWork], sale_id: str) -
 def _refusal(outcome: str) -> ServiceError:
     if outcome == TOO_MANY:
         return InvalidInput("quantity", "More than this sale's per-user limit in one purchase.")
+    if outcome == UNAUTHORIZED:
+        return Unauthorized("The bearer token is not valid.")
     refusals: dict[str, ServiceError] = {
         SOLD_OUT: SoldOut("The sale is sold out."),
         LIMIT_EXCEEDED: LimitExceeded("That would take you past this sale's per-user limit."),
