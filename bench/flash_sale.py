@@ -21,7 +21,6 @@ import http.client
 import json
 import multiprocessing
 import re
-import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -111,6 +110,13 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
 
 
+def latencies(name: str, rows: list[tuple[int, str, float]]) -> str:
+    values = [row[2] for row in rows]
+    return (
+        f"  {name:<14} p50 {pct(values, 0.50):7.1f} ms   p99 {pct(values, 0.99):7.1f} ms   (n={len(values)})"
+    )
+
+
 def sql_statements(stack: Stack, source: str) -> float:
     text = stack.call("GET", "/metrics").text
     match = re.search(rf'^ordersaga_sql_statements_total{{source="{re.escape(source)}"}} (\S+)$', text, re.M)
@@ -175,7 +181,9 @@ def main() -> None:
         sql_after_sale = sql_statements(stack, PURCHASE_SOURCE)
 
         # Only refusals now (the sale is sold out): every statement here would be a refusal's.
-        refusals, _ = blast(Job(host, port, "POST", [purchase] * 4000, tokens, body), args.connections)
+        refusals, refusals_wall = blast(
+            Job(host, port, "POST", [purchase] * 4000, tokens, body), args.connections
+        )
         sql_after_refusals = sql_statements(stack, PURCHASE_SOURCE)
         refused_only = [r for r in refusals if r[0] >= 300]
 
@@ -191,39 +199,31 @@ def main() -> None:
         )[0].n
         purchase_rps = len(results) / wall
         trivial_rps = len(trivial) / trivial_wall
+        refusal_rps = len(refusals) / refusals_wall
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(by_reason.items()))
 
         print(
             f"\nflash sale: {args.attempts} attempts by {args.buyers} buyers for {args.units} units, "
             f"{args.connections} keep-alive connections, {args.api_workers} gunicorn workers"
         )
         print(f"  accepted                {len(accepted)}")
-        print(
-            f"  rejected                {len(rejected)}  "
-            + ", ".join(f"{k}: {v}" for k, v in sorted(by_reason.items()))
-        )
+        print(f"  rejected                {len(rejected)}  ({reasons})")
         print(f"  oversold units          {max(0, int(sold) - args.units)}  (units in live orders: {sold})")
-        print(f"  purchase requests/s     {purchase_rps:8.0f}")
+        print(f"  purchase requests/s     {purchase_rps:8.0f}   (the sale: winners' sagas run meanwhile)")
+        print(f"  refusals only req/s     {refusal_rps:8.0f}   (the sale sold out, its sagas done)")
         print(f"  trivial /healthz req/s  {trivial_rps:8.0f}   (same client, same server, same run)")
         print(f"  ratio purchase/trivial  {purchase_rps / trivial_rps:8.2f}")
+        print(f"  ratio refusals/trivial  {refusal_rps / trivial_rps:8.2f}")
+        print(latencies("rejections", rejected))
+        print(latencies("acceptances", accepted))
+        print(latencies("refusals only", refused_only))
+        print(latencies("trivial", trivial))
+        per_refusal = (sql_after_refusals - sql_after_sale) / max(1, len(refused_only))
+        per_sale_request = (sql_after_sale - sql_before) / max(1, len(accepted))
+        print(f"  SQL statements per rejected request: {per_refusal:.3f} (over {len(refused_only)} refusals)")
         print(
-            f"  rejections  p50 {pct([r[2] for r in rejected], 0.50):6.1f} ms   p99 {pct([r[2] for r in rejected], 0.99):6.1f} ms"
+            f"  SQL statements per accepted order:   {per_sale_request:.1f} (all the sale's requests counted)"
         )
-        print(
-            f"  acceptances p50 {pct([r[2] for r in accepted], 0.50):6.1f} ms   p99 {pct([r[2] for r in accepted], 0.99):6.1f} ms"
-        )
-        print(
-            f"  trivial     p50 {pct([r[2] for r in trivial], 0.50):6.1f} ms   p99 {pct([r[2] for r in trivial], 0.99):6.1f} ms"
-        )
-        print(
-            f"  SQL statements per rejected request: "
-            f"{(sql_after_refusals - sql_after_sale) / max(1, len(refused_only)):.3f} "
-            f"(over {len(refused_only)} refusals of a sold-out sale)"
-        )
-        print(
-            f"  SQL statements per accepted request: {(sql_after_sale - sql_before) / max(1, len(accepted)):.1f} "
-            f"(the sale phase, rejections included)"
-        )
-        print(f"  median trivial {statistics.median(r[2] for r in trivial) * 1000:.1f} ms")
     finally:
         stack.close()
 
