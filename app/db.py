@@ -139,7 +139,7 @@ class UnitOfWork:
         if ids and self._after_commit is not None:
             try:
                 self._after_commit(ids)
-            except Exception:
+            except Exception:  # committed already: a relay fault must not fail the caller; the sweep resends
                 log.warning("outbox relay failed; the sweep will send messages %s", ids, exc_info=True)
 
     def rollback(self) -> None:

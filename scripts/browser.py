@@ -9,10 +9,10 @@ Manager) would not work offline, and Debian's chromedriver always matches Debian
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
+
+from scripts.servers import apt_install
 
 PACKAGES = ("chromium", "chromium-driver")
 BROWSER_NAMES = ("chromium", "chromium-browser")
@@ -36,29 +36,6 @@ def _found() -> tuple[str, str] | None:
     return (browser, driver) if browser and driver else None
 
 
-def _apt_install(packages: tuple[str, ...]) -> None:
-    """`apt-get install -y`; `apt-get update` only when the plain install fails (it is slow)."""
-    what = " ".join(packages)
-    if not (os.geteuid() == 0 and shutil.which("apt-get")):
-        raise RuntimeError(
-            f"chromium and chromedriver not found: install them (Debian: apt-get install {what})"
-        )
-    _say(f"chromium or chromedriver not found; running apt-get install -y {what}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", *packages]
-
-    def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-
-    result = run(install)
-    if result.returncode != 0:
-        run(["apt-get", "update", "-q"])
-        result = run(install)
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()[-1:]
-        raise RuntimeError(f"apt-get install {what} failed: {' '.join(detail) or 'no output'}")
-
-
 def ensure_chromium() -> tuple[str, str]:
     """(chromium, chromedriver) paths; installs Debian's packages when missing and we are root.
 
@@ -67,7 +44,7 @@ def ensure_chromium() -> tuple[str, str]:
     found = _found()
     if found:
         return found
-    _apt_install(PACKAGES)
+    apt_install(" ".join(PACKAGES), "chromium or chromedriver")
     found = _found()
     if not found:
         raise RuntimeError(

@@ -103,7 +103,7 @@ def _is_root() -> bool:
     return os.geteuid() == 0
 
 
-def _apt_install(package: str, missing: str) -> None:
+def apt_install(package: str, missing: str) -> None:
     """Install a Debian package when we can (root with apt-get), else explain.
 
     `apt-get update` only runs when the plain install fails: it is slow and
@@ -113,7 +113,7 @@ def _apt_install(package: str, missing: str) -> None:
         raise RuntimeError(f"{missing} not found: install it (Debian/Ubuntu: apt-get install {package})")
     _say(f"{missing} not found; running apt-get install -y {package}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", package]
+    install = ["apt-get", "install", "-y", "-q", *package.split()]  # one package or several
 
     def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
@@ -541,7 +541,7 @@ def _register(server: Server) -> Server:
 def _redis_binary() -> str:
     found = shutil.which("redis-server")
     if found is None:
-        _apt_install("redis-server", "redis-server")
+        apt_install("redis-server", "redis-server")
         found = shutil.which("redis-server")
         if found is None:
             raise RuntimeError("redis-server still not on PATH after apt-get install")
@@ -679,7 +679,7 @@ def _cluster_dir(workdir: Path, uid_gid: tuple[int, int] | None) -> Path:
 def _pg_binaries() -> Path:
     found = _find_pg_server()
     if found is None:
-        _apt_install("postgresql", "PostgreSQL server (initdb/postgres)")
+        apt_install("postgresql", "PostgreSQL server (initdb/postgres)")
         found = _find_pg_server()
         if found is None:
             raise RuntimeError("initdb/postgres still not found after apt-get install")

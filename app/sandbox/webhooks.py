@@ -129,7 +129,7 @@ def dispatch(delivery_ids: Iterable[str], sender: TaskSender | None = None) -> i
         return 0
     try:
         celery_app = sender or _celery_app()
-    except Exception:
+    except (KeyError, RuntimeError):  # outside an app context, or an app without Celery
         log.warning("no Celery app to send webhook deliveries %s; the sweep will", ids, exc_info=True)
         return 0
     sent = 0
@@ -141,8 +141,8 @@ def dispatch(delivery_ids: Iterable[str], sender: TaskSender | None = None) -> i
                     DELIVER_TASK, kwargs={"delivery_id": delivery_id}, queue=QUEUE, retry=False, **extra
                 )
                 sent += 1
-    except Exception:
-        # Broker down: the rest would fail alike. Logged; the redelivery sweep sends them later.
+    except Exception:  # broker down: settled already, so log it; the redelivery sweep sends them later
+        # The rest would fail alike.
         log.warning("could not send webhook deliveries %s; the sweep will", ids[sent:], exc_info=True)
     return sent
 

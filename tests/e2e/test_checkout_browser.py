@@ -26,7 +26,7 @@ from scripts.browser import ensure_chromium
 from scripts.servers import Server
 from tests.support.env import SANDBOX_API_KEY
 from tests.support.processes import wait_until
-from tests.support.stack import Stack
+from tests.support.stack import Stack, running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -48,14 +48,8 @@ HEADING = "const h = document.querySelector('h1'); return h ? h.textContent.trim
 
 @pytest.fixture(scope="module")
 def stack(pg_server: Server) -> Iterator[Stack]:
-    stack = Stack(pg_server.url)
-    try:
-        stack.start_api()
-        stack.start_worker()
-        stack.start_beat()
-        yield stack
-    finally:
-        stack.close()
+    with running_stack(pg_server.url) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -11,19 +11,13 @@ import pytest
 
 from scripts.servers import Server
 from tests.support.processes import wait_until
-from tests.support.stack import Stack
+from tests.support.stack import Stack, running_stack
 
 
 @pytest.fixture(scope="module")
 def stack(pg_server: Server) -> Iterator[Stack]:
-    stack = Stack(pg_server.url)
-    try:
-        stack.start_api()
-        stack.start_worker()
-        stack.start_beat()
-        yield stack
-    finally:
-        stack.close()
+    with running_stack(pg_server.url) as running:
+        yield running
 
 
 def _iso(moment: datetime) -> str:

@@ -5,6 +5,8 @@ beat, each a real process. Helpers speak the contract over HTTP."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +144,19 @@ class Stack:
     def sql(self, query: str, **params: Any) -> list[Any]:
         with self.db.connect() as connection:
             return list(connection.execute(text(query), params))
+
+
+@contextmanager
+def running_stack(pg_server_url: str, **env: str) -> Iterator[Stack]:
+    """A whole deployment with the API, a worker on every queue, and beat."""
+    stack = Stack(pg_server_url, **env)
+    try:
+        stack.start_api()
+        stack.start_worker()
+        stack.start_beat()
+        yield stack
+    finally:
+        stack.close()
 
 
 SANDBOX_KEY = "test-sandbox-api-key"
