@@ -51,8 +51,12 @@ class Stack:
         wait_until(self._ready, timeout=60, what=f"the API\n{api.log()}")
         return api
 
-    def start_worker(self, name: str = "worker", queues: list[str] | None = None, **env: str) -> Process:
-        worker = celery_worker({**self.env, **env}, self.workdir, queues=queues, concurrency=2, name=name)
+    def start_worker(
+        self, name: str = "worker", queues: list[str] | None = None, concurrency: int = 2, **env: str
+    ) -> Process:
+        worker = celery_worker(
+            {**self.env, **env}, self.workdir, queues=queues, concurrency=concurrency, name=name
+        )
         self.processes[name] = worker.start()
         return worker
 
