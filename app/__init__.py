@@ -22,7 +22,21 @@ WEBHOOK_PREFIX = "/api/v1/payments/webhooks/"
 
 
 class ProblemApi(Api):  # type: ignore[misc]
-    """flask-smorest's Api with errors rendered as problem+json."""
+    """flask-smorest's Api with errors rendered, and documented, as problem+json."""
+
+    @property
+    def ERROR_SCHEMA(self) -> type:
+        from app.schemas.common import ProblemSchema
+
+        return ProblemSchema
+
+    def _register_responses(self) -> None:
+        """The error responses flask-smorest documents are problem+json, as they are served."""
+        self.DEFAULT_RESPONSE_CONTENT_TYPE = "application/problem+json"
+        try:
+            super()._register_responses()
+        finally:
+            del self.DEFAULT_RESPONSE_CONTENT_TYPE  # success responses stay application/json
 
     def handle_http_exception(self, error: HTTPException) -> Response:
         from app.api.problems import handle_http_exception

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
+from copy import deepcopy
 from dataclasses import dataclass
 from functools import wraps
+from http import HTTPStatus
 from typing import Any, TypeVar, cast
 
 from flask import g, request
@@ -66,7 +68,7 @@ def current_user() -> User:
     return user
 
 
-def _guard(check: Callable[[Principal], None]) -> Callable[[F], F]:
+def _guard(check: Callable[[Principal], None], statuses: tuple[int, ...]) -> Callable[[F], F]:
     def decorator(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -75,9 +77,12 @@ def _guard(check: Callable[[Principal], None]) -> Callable[[F], F]:
             g.principal = principal
             return view(*args, **kwargs)
 
-        # Tell the OpenAPI document that this endpoint wants a bearer token.
-        apidoc = dict(getattr(view, "_apidoc", {}))
+        # Tell the OpenAPI document that this endpoint wants a bearer token, and how it says no.
+        apidoc = deepcopy(getattr(view, "_apidoc", {}))
         apidoc["manual_doc"] = {**apidoc.get("manual_doc", {}), "security": BEARER_SECURITY}
+        responses = apidoc.setdefault("response", {}).setdefault("responses", {})
+        for status in statuses:
+            responses.setdefault(status, []).append(HTTPStatus(status).name)
         wrapper._apidoc = apidoc  # type: ignore[attr-defined]
         return cast(F, wrapper)
 
@@ -98,6 +103,6 @@ def _anyone(principal: Principal) -> None:
     return None
 
 
-operator_required = _guard(_operator_only)
-user_required = _guard(_user_only)
-login_required = _guard(_anyone)
+operator_required = _guard(_operator_only, (401, 403))
+user_required = _guard(_user_only, (401, 403))
+login_required = _guard(_anyone, (401,))

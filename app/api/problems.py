@@ -124,7 +124,9 @@ def handle_http_exception(error: HTTPException) -> Response:
             log.error("unhandled error", exc_info=original)
         return problem(status, "internal", "An internal error occurred; it has been logged.")
     code = CODE_BY_STATUS.get(status, "error")
-    return problem(status, code, error.description or HTTPStatus(status).phrase)
+    # Keep what the exception says in headers (a 405's Allow, a 401's WWW-Authenticate).
+    headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+    return problem(status, code, error.description or HTTPStatus(status).phrase, headers=headers)
 
 
 def handle_service_error(error: ServiceError) -> Response:

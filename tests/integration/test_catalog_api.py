@@ -165,3 +165,9 @@ def test_auth_rules(client: FlaskClient) -> None:
     # Public reads need no token, and a stray token does not break them.
     assert client.get("/api/v1/goods").status_code == 200
     assert client.get("/api/v1/goods", headers=bearer("nonsense")).status_code == 200
+
+
+def test_a_wrong_method_says_which_are_allowed(client: FlaskClient) -> None:
+    response = client.delete("/api/v1/goods")
+    assert_problem(response, 405, "method-not-allowed")
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
