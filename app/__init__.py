@@ -76,6 +76,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from app.celery_app import celery_init_app
 
     celery_init_app(app, settings)
+    from app.api.flash_fast import FlashPurchaseFastPath
+
+    app.wsgi_app = FlashPurchaseFastPath(app)  # type: ignore[method-assign]
     return app
 
 

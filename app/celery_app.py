@@ -76,6 +76,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             },
         },
         "worker_hijack_root_logger": True,
+        "worker_consumer": "tasks.consumer:ResilientConsumer",
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "timezone": "UTC",
         "enable_utc": True,

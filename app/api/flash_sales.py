@@ -72,13 +72,20 @@ def get_sale(sale_id: str) -> Any:
     requestBody={"required": True, "content": {"application/json": {"schema": PurchaseSchema}}},
 )
 def purchase(sale_id: str) -> Any:
-    """The hot path of a sale: the one-field body is checked here directly (same rules as the
-    schema: a strict integer, no other field) rather than through the schema machinery."""
-    app_state = state()
+    """Documents the endpoint. Requests are served by `app.api.flash_fast` in front of Flask,
+    through the same `purchase_from`; this view answers only if that layer is not installed."""
+    order_id = purchase_from(
+        state(), request.headers.get("Authorization", ""), request.get_json(silent=True), sale_id
+    )
+    return {"order_id": order_id}, {"Location": f"/api/v1/orders/{order_id}"}
+
+
+def purchase_from(app_state: AppState, authorization: str, body: Any, sale_id: str) -> str:
+    """One purchase attempt: the buyer, the body, the load, then the gate. Counts its outcome."""
     outcome = "invalid"
     try:
-        token = _bearer_token(app_state)
-        quantity = _quantity()
+        token = _bearer_token(app_state, authorization)
+        quantity = _quantity(body)
         if app_state.queue_probe.depth() > app_state.settings.flash_max_queue_depth:
             raise flash_sales.Overloaded(
                 "Orders are queued deeper than the workers can drain soon; retry later."
@@ -93,16 +100,16 @@ def purchase(sale_id: str) -> Any:
             int(time.time() * 1000),
         )
         outcome = "accepted"
+        return order_id
     except ServiceError as error:
         outcome = error.code if error.code in metrics.FLASH_OUTCOMES else "invalid"
         raise
     finally:
         metrics.FLASH_PURCHASES.labels(outcome=outcome).inc()
-    return {"order_id": order_id}, {"Location": f"/api/v1/orders/{order_id}"}
 
 
-def _quantity() -> int:
-    body = request.get_json(silent=True)
+def _quantity(body: Any) -> int:
+    """Same rules as PurchaseSchema (a strict integer, no other field), checked directly."""
     if not isinstance(body, dict):
         raise InvalidInput("body", 'Expected a JSON object like {"quantity": 1}.')
     unknown = sorted(set(body) - {"quantity"})
@@ -116,9 +123,8 @@ def _quantity() -> int:
     return quantity
 
 
-def _bearer_token(app_state: AppState) -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
+def _bearer_token(app_state: AppState, authorization: str) -> str:
+    scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("A bearer token is required.")

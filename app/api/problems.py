@@ -53,13 +53,9 @@ CODE_BY_STATUS = {
 }
 
 
-def problem(
-    status: int,
-    code: str,
-    detail: str,
-    errors: Mapping[str, list[str]] | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> Response:
+def problem_body(
+    status: int, code: str, detail: str, errors: Mapping[str, list[str]] | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"urn:ordersaga:problem:{code}",
         "title": HTTPStatus(status).phrase,
@@ -69,7 +65,28 @@ def problem(
     }
     if errors is not None:
         body["errors"] = dict(errors)
-    response = jsonify(body)
+    return body
+
+
+def service_problem(error: ServiceError) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """(status, body, headers) of a domain error, for Flask views and the WSGI fast path alike."""
+    if isinstance(error, InvalidInput):
+        fields = ", ".join(sorted(error.errors))
+        return 422, problem_body(422, "validation", f"Invalid input: {fields}.", error.errors), {}
+    retry_after = getattr(error, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    status = STATUS_BY_CODE.get(error.code, 409)
+    return status, problem_body(status, error.code, error.detail), headers
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    errors: Mapping[str, list[str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    response = jsonify(problem_body(status, code, detail, errors))
     response.status_code = status
     response.mimetype = PROBLEM_JSON
     for name, value in (headers or {}).items():
@@ -130,11 +147,12 @@ def handle_http_exception(error: HTTPException) -> Response:
 
 
 def handle_service_error(error: ServiceError) -> Response:
-    if isinstance(error, InvalidInput):
-        return validation_problem(error.errors)
-    retry_after = getattr(error, "retry_after", None)
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return problem(STATUS_BY_CODE.get(error.code, 409), error.code, error.detail, headers=headers)
+    status, body, headers = service_problem(error)
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = PROBLEM_JSON
+    response.headers.update(headers)
+    return response
 
 
 def handle_unexpected(error: Exception) -> Response:

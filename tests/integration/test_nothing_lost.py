@@ -164,3 +164,18 @@ def test_a_fault_that_outlasts_its_retries_fails_the_saga_until_an_operator_retr
         [*cli, "retry", second["saga"]["id"]], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
     )
     assert refused.returncode != 0 and "only a FAILED saga" in refused.stderr
+
+
+def test_a_worker_busy_through_broker_restarts_survives_and_takes_new_work(stack: Stack) -> None:
+    """The worker holds unacknowledged messages each time Redis goes away (celery#8030 family)."""
+    stack.start_worker()
+    stack.start_beat()
+    goods = stack.goods(stock=100)
+    placed: list[str] = []
+    for _ in range(4):
+        placed += _place_many(stack, goods["id"], 8)
+        stack.redis.restart()  # no persistence: queued messages are gone; the sweep re-drives
+    assert stack.processes["worker"].running, stack.processes["worker"].log()[-3000:]
+    placed += _place_many(stack, goods["id"], 4)
+    _assert_settled_and_conserved(stack, placed, goods["id"], 100)
+    assert stack.processes["worker"].running
