@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,10 @@ SQL_STATEMENTS = Counter(
 )
 
 
+# Set by code that serves requests outside Flask (the flash-sale fast path) to name its source.
+sql_source_var: ContextVar[str | None] = ContextVar("sql_source", default=None)
+
+
 def count_sql_statements(engine: Any) -> None:
     """Count every statement by its source (`flash_sales.purchase`, `orders.saga.reserve_stock`...):
     shows which requests touch the database, and how much."""
@@ -90,12 +95,14 @@ def count_sql_statements(engine: Any) -> None:
     from sqlalchemy import event
 
     def before_cursor_execute(*_args: Any) -> None:
-        if has_request_context():
-            source = request.endpoint or "unmatched"
-        elif current_task and current_task.name:
-            source = current_task.name
-        else:
-            source = "other"
+        source = sql_source_var.get()
+        if source is None:
+            if has_request_context():
+                source = request.endpoint or "unmatched"
+            elif current_task and current_task.name:
+                source = current_task.name
+            else:
+                source = "other"
         SQL_STATEMENTS.labels(source=source).inc()
 
     event.listen(engine, "before_cursor_execute", before_cursor_execute)

@@ -21,6 +21,7 @@ from typing import Any
 
 from flask import Flask
 
+from app import metrics
 from app.api.flash_sales import purchase_from
 from app.api.problems import PROBLEM_JSON, problem_body, service_problem
 from app.logs import new_request_id, request_id_var, valid_request_id
@@ -29,6 +30,7 @@ from app.state import AppState, state
 
 log = logging.getLogger("app")
 
+ENDPOINT = "flash_sales.purchase"
 PATH = re.compile(r"^/api/v1/flash-sales/([^/]+)/purchase$")
 MAX_BODY = 64 * 1024
 JSON_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json\s*(?:;.*)?$", re.IGNORECASE)
@@ -49,10 +51,12 @@ class FlashPurchaseFastPath:
         given = environ.get("HTTP_X_REQUEST_ID")
         request_id = str(given) if valid_request_id(given) else new_request_id()
         reset = request_id_var.set(request_id)
+        source = metrics.sql_source_var.set(ENDPOINT)  # its SQL is counted like the Flask view's
         try:
             status, body, headers = self._answer(environ, match.group(1))
             log.info("POST %s %s", environ.get("PATH_INFO"), status)
         finally:
+            metrics.sql_source_var.reset(source)
             request_id_var.reset(reset)
         payload = json.dumps(body).encode()
         content_type = "application/json" if status < 300 else PROBLEM_JSON
