@@ -79,7 +79,7 @@ class FlashPurchaseFastPath:
             return service_problem(error)
         except _BadBody as bad:
             return bad.answer
-        except Exception:
+        except Exception:  # as Flask does for every other endpoint: log it, answer a 500 problem
             log.exception("unhandled error")
             return 500, problem_body(500, "internal", "An internal error occurred; it has been logged."), {}
         return 202, {"order_id": order_id}, {"Location": f"/api/v1/orders/{order_id}"}
