@@ -23,6 +23,7 @@ from app.config import Settings
 from app.logs import install_filter, request_id_var
 from app.state import state
 from tasks import saga as saga_tasks
+from tasks.consumer import guard_closed_redis_connections
 from tasks.relay import OutboxRelay
 
 TASK_MODULES = [
@@ -76,7 +77,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             },
         },
         "worker_hijack_root_logger": True,
-        "worker_consumer": "tasks.consumer:ResilientConsumer",
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "timezone": "UTC",
         "enable_utc": True,
@@ -84,6 +84,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 def celery_init_app(app: Flask, settings: Settings) -> Celery:
+    guard_closed_redis_connections()
     class FlaskTask(Task):  # type: ignore[misc]
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             with app.app_context():

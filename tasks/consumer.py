@@ -1,39 +1,41 @@
-"""The worker's consumer, hardened against a broker restart.
+"""Keep a Celery worker alive through a Redis broker restart.
 
-When the Redis broker drops a connection while the worker holds unacknowledged messages,
-Celery (5.7) closes the broken connection before reconnecting; kombu's Redis channel then tries
-to restore those messages through the connection it is tearing down and raises AttributeError
-("'NoneType' object has no attribute 'hostname'"). Celery's `ignore_errors` only swallows
-connection errors, so the worker exits ("Unrecoverable error"); see celery#8030, #9250, #10205
-for the family. Closing tolerantly lets Celery go on to reconnect, as it is built to; the
-messages it could not restore come back by Redis' visibility timeout, and the saga sweep
-re-drives their sagas long before that.
+When Redis drops the worker's connection while it holds unacknowledged messages, kombu (5.7)
+still uses channels of the closed connection: Celery's cleanup closes the channel, which tries
+to restore its unacked messages; and a task finishing right after the reconnect acks its message
+on the old channel. Both build a Redis client from the closed connection, whose `client` is then
+None, and fail with AttributeError ("'NoneType' object has no attribute 'hostname"). Celery only
+expects connection errors there, so the worker dies ("Unrecoverable error"). This was seen
+twice in this project's own test runs (see the celery#8030, #9250 and #10205 family).
+
+The patch makes that one spot raise the connection error it really is. Every Celery path
+handles that error: the close is ignored, the ack is logged and dropped, and the worker carries
+on with its new connection. A message whose ack was lost comes back with Redis' visibility
+timeout, and the saga sweep re-drives its saga long before that. Every task is idempotent.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from celery.worker.consumer import Consumer
+import redis.exceptions
+from kombu.transport import redis as kombu_redis
 
-log = logging.getLogger(__name__)
+_PATCHED = "_ordersaga_closed_connection_guard"
 
 
-class ResilientConsumer(Consumer):  # type: ignore[misc]
-    def on_connection_error_after_connected(self, exc: Exception) -> None:
-        connection = self.connection
-        if connection is not None:
-            close = connection.close
+def guard_closed_redis_connections() -> None:
+    """Idempotent: patch kombu's Redis channel once per process."""
+    channel = kombu_redis.Channel
+    if getattr(channel, _PATCHED, False):
+        return
+    original = channel._connparams
 
-            def tolerant_close(*args: Any, **kwargs: Any) -> Any:
-                try:
-                    return close(*args, **kwargs)
-                except AttributeError:
-                    log.warning(
-                        "broken broker connection did not close cleanly; reconnecting anyway", exc_info=True
-                    )
-                    return None
+    def _connparams(self: Any, asynchronous: bool = False) -> Any:
+        if self.connection.client is None:
+            raise redis.exceptions.ConnectionError("the broker connection this channel belonged to is closed")
+        return original(self, asynchronous=asynchronous)
 
-            connection.close = tolerant_close
-        super().on_connection_error_after_connected(exc)
+    _connparams.__wrapped__ = original  # type: ignore[attr-defined]
+    channel._connparams = _connparams
+    setattr(channel, _PATCHED, True)

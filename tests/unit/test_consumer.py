@@ -1,51 +1,40 @@
-"""The worker's consumer survives kombu's AttributeError when it closes a broken connection."""
+"""A kombu Redis channel of a closed connection raises a connection error, not AttributeError,
+so the worker's cleanup and late acks treat it as the broker trouble it is."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from celery.worker.consumer import Consumer
+import redis.exceptions
 from kombu.common import ignore_errors
+from kombu.transport import redis as kombu_redis
 
-from tasks.consumer import ResilientConsumer
-
-
-class BrokenConnection:
-    """What kombu's Redis connection does when closed after the broker dropped it while the
-    worker held unacknowledged messages (seen in this project's own test run)."""
-
-    connection_errors: tuple[type[Exception], ...] = (ConnectionError,)
-    channel_errors: tuple[type[Exception], ...] = ()
-    closed = False
-
-    def close(self) -> None:
-        raise AttributeError("'NoneType' object has no attribute 'hostname'")
+from tasks.consumer import guard_closed_redis_connections
 
 
-def celery_cleanup(self: Any, exc: Exception) -> None:
-    """Celery 5.7's cleanup of a broken connection, reduced to the step that fails."""
-    connection, self.connection = self.connection, None
-    if connection:
-        ignore_errors(connection, connection.close)
+class ClosedTransport:
+    """What a channel of a closed connection sees (seen in this project's own test runs)."""
+
+    client = None
+    default_port = 6379
 
 
-@pytest.fixture
-def consumer(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setattr(Consumer, "on_connection_error_after_connected", celery_cleanup)
-    instance = ResilientConsumer.__new__(ResilientConsumer)
-    instance.connection = BrokenConnection()
-    return instance
+class Connection:
+    """What ignore_errors needs: the connection's error classes, as Celery's cleanup passes them."""
+
+    connection_errors = (redis.exceptions.ConnectionError,)
+    channel_errors = ()
 
 
-def test_plain_cleanup_dies_on_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Consumer, "on_connection_error_after_connected", celery_cleanup)
-    plain = Consumer.__new__(Consumer)
-    plain.connection = BrokenConnection()
-    with pytest.raises(AttributeError):
-        plain.on_connection_error_after_connected(ConnectionError("Connection closed by server."))
+def test_a_closed_connections_channel_raises_a_connection_error_that_celery_ignores() -> None:
+    guard_closed_redis_connections()
+    channel: Any = kombu_redis.Channel.__new__(kombu_redis.Channel)
+    channel.connection = ClosedTransport()
 
-
-def test_the_resilient_consumer_goes_on_to_reconnect(consumer: Any) -> None:
-    consumer.on_connection_error_after_connected(ConnectionError("Connection closed by server."))
-    assert consumer.connection is None  # released: Celery's restart then opens a new one
+    with pytest.raises(AttributeError):  # kombu as released
+        kombu_redis.Channel._connparams.__wrapped__(channel)  # type: ignore[attr-defined]
+    with pytest.raises(redis.exceptions.ConnectionError):  # kombu as this service runs it
+        channel._connparams()
+    with ignore_errors(Connection()):  # Celery's cleanup and late acks: it does not escape
+        channel._connparams()
