@@ -37,5 +37,5 @@ def guard_closed_redis_connections() -> None:
         return original(self, asynchronous=asynchronous)
 
     _connparams.__wrapped__ = original  # type: ignore[attr-defined]
-    channel._connparams = _connparams
+    channel._connparams = _connparams  # type: ignore[method-assign]
     setattr(channel, _PATCHED, True)
