@@ -10,6 +10,13 @@ from kombu import Connection
 QUEUES = ("orders", "inventory", "coupons", "payments", "members", "sandbox")
 
 
+def redis_queue_keys(queue: str) -> list[str]:
+    """The Redis lists kombu keeps a queue's messages in: one per priority step."""
+    from kombu.transport.redis import Channel
+
+    return [queue] + [f"{queue}{Channel.sep}{step}" for step in Channel.priority_steps if step]
+
+
 def broker_answers(url: str, timeout: float = 2.0) -> tuple[bool, str]:
     try:
         with Connection(url, connect_timeout=timeout, transport_options={"max_retries": 0}) as conn:
@@ -28,8 +35,7 @@ def queue_depths(url: str, timeout: float = 2.0) -> dict[str, int]:
         for queue in QUEUES:
             if url.startswith(("redis:", "rediss:")):
                 client = channel.client  # type: ignore[attr-defined]
-                names = {channel._q_for_pri(queue, p) for p in channel.priority_steps}  # type: ignore[attr-defined]
-                depths[queue] = sum(int(client.llen(name)) for name in names)
+                depths[queue] = sum(int(client.llen(name)) for name in redis_queue_keys(queue))
             else:
                 declared = channel.queue_declare(queue=queue, passive=True)
                 depths[queue] = int(declared.message_count)
@@ -63,7 +69,7 @@ class QueueProbe:
             self._client = redis.Redis.from_url(
                 self.broker_url, socket_timeout=0.5, socket_connect_timeout=0.5
             )
-        names = [self.QUEUE] + [f"{self.QUEUE}\x06\x16{p}" for p in (3, 6, 9)]
+        names = redis_queue_keys(self.QUEUE)
         try:
             pipe = self._client.pipeline(transaction=False)
             for name in names:

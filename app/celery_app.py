@@ -85,6 +85,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 def celery_init_app(app: Flask, settings: Settings) -> Celery:
     guard_closed_redis_connections()
+
     class FlaskTask(Task):  # type: ignore[misc]
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             with app.app_context():

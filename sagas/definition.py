@@ -89,7 +89,6 @@ class SagaDefinition:
     # the one that finishes it (the order becomes CANCELLED).
     on_compensating: Callable[[UnitOfWork, SagaContext, str], None] | None = None
     on_compensated: LocalFn | None = None
-    on_failed: LocalFn | None = None
 
     def position(self, step_name: str) -> int:
         for position, step in enumerate(self.steps):

@@ -378,8 +378,6 @@ class SagaEngine:
             saga.status = FAILED
             saga.failed_kind = kind
             self._touch(saga)
-            if definition.on_failed is not None:
-                definition.on_failed(uow, SagaContext(saga.id, saga.order_id))
             uow.commit()
         metrics.SAGAS_FAILED.inc()
         self._count(row.name, kind, "failed")

@@ -23,7 +23,7 @@ from app.schemas.flash_sales import (
     PurchaseSchema,
 )
 from app.services import flash_sales
-from app.services.errors import Forbidden, InvalidInput, ServiceError, Unauthorized
+from app.services.errors import Forbidden, InvalidInput, Overloaded, ServiceError, Unauthorized
 from app.state import AppState, state
 
 log = logging.getLogger(__name__)
@@ -87,9 +87,7 @@ def purchase_from(app_state: AppState, authorization: str, body: Any, sale_id: s
         token = _bearer_token(app_state, authorization)
         quantity = _quantity(body)
         if app_state.queue_probe.depth() > app_state.settings.flash_max_queue_depth:
-            raise flash_sales.Overloaded(
-                "Orders are queued deeper than the workers can drain soon; retry later."
-            )
+            raise Overloaded("Orders are queued deeper than the workers can drain soon; retry later.")
         order_id = flash_sales.purchase(
             app_state.flash_gate,
             app_state.db.uow,

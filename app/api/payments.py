@@ -14,16 +14,12 @@ from app.api.blueprint import Blueprint
 from app.api.problems import flatten_errors
 from app.schemas.webhooks import WebhookAckSchema, WebhookSchema
 from app.services import payment_events, webhooks
-from app.services.errors import InvalidInput, NotFound, ServiceError
+from app.services.errors import AmountMismatch, InvalidInput, InvalidSignature, NotFound
 from app.state import state
 
 blp = Blueprint("payments", __name__, url_prefix="/api/v1/payments", description="Payment provider webhooks")
 
 SIGNATURE_HEADER = "Sandbox-Signature"
-
-
-class InvalidSignature(ServiceError):
-    code = "invalid-signature"
 
 
 class InvalidEvent(InvalidInput):
@@ -50,7 +46,7 @@ def sandbox_webhook() -> Any:
             raise InvalidSignature("Missing or wrong signature, or a timestamp more than 300 s from now.")
         event = _parse(raw)
         result = payment_events.handle_webhook(app_state.db.uow, app_state.engine, event)
-    except payment_events.AmountMismatch:
+    except AmountMismatch:
         result = "amount-mismatch"
         raise
     except NotFound:

@@ -48,6 +48,42 @@ class CouponUnavailable(ServiceError):
     code = "conflict"
 
 
+class InsufficientStock(ServiceError):
+    """Not enough stock available to move into a flash sale."""
+
+    code = "insufficient-stock"
+
+
+class SoldOut(ServiceError):
+    code = "sold-out"
+
+
+class LimitExceeded(ServiceError):
+    code = "limit-exceeded"
+
+
+class NotActive(ServiceError):
+    code = "not-active"
+
+
+class RateLimited(ServiceError):
+    code = "rate-limited"
+    retry_after = 1
+
+
+class Overloaded(ServiceError):
+    code = "overloaded"
+    retry_after = 5
+
+
+class AmountMismatch(ServiceError):
+    code = "amount-mismatch"
+
+
+class InvalidSignature(ServiceError):
+    code = "invalid-signature"
+
+
 class Unauthorized(ServiceError):
     code = "unauthorized"
 

@@ -31,7 +31,18 @@ from app.ids import new_id
 from app.models import FlashSale, FlashSaleBuyer, Goods, Order, OrderItem
 from app.models.orders import CANCELLED, PENDING, REFUNDED
 from app.services import users
-from app.services.errors import InvalidInput, NotFound, ServiceError, Unauthorized
+from app.services.errors import (
+    InsufficientStock,
+    InvalidInput,
+    LimitExceeded,
+    NotActive,
+    NotFound,
+    Overloaded,
+    RateLimited,
+    ServiceError,
+    SoldOut,
+    Unauthorized,
+)
 from app.services.lookup import find
 from app.timeutil import utcnow
 from sagas.engine import SagaEngine
@@ -39,22 +50,6 @@ from sagas.models import ACTION, STEP_PENDING, STEP_RUNNING, Saga, SagaStep
 
 ORDER_SAGA = "order"
 FLASH_PRIORITY = 6  # Redis brokers serve 0 first: ordinary orders go ahead of a sale's backlog
-
-
-class InsufficientStock(ServiceError):
-    code = "insufficient-stock"
-
-
-class SoldOut(ServiceError):
-    code = "sold-out"
-
-
-class LimitExceeded(ServiceError):
-    code = "limit-exceeded"
-
-
-class NotActive(ServiceError):
-    code = "not-active"
 
 
 def create_sale(
@@ -292,16 +287,6 @@ def snapshot(uow: UnitOfWork, sale_id: str) -> SaleSnapshot | None:
         buyers={user: int(units) for user, units in buyers.items()},
         given_back=given_back,
     )
-
-
-class RateLimited(ServiceError):
-    code = "rate-limited"
-    retry_after = 1
-
-
-class Overloaded(ServiceError):
-    code = "overloaded"
-    retry_after = 5
 
 
 def purchase(

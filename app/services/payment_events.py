@@ -21,7 +21,7 @@ from app.models import Order, Payment, WebhookEvent
 from app.models import payments as payment_status
 from app.models.orders import AWAITING_PAYMENT, CANCELLED, PAID, REFUNDED
 from app.payments.port import PaymentProvider, PaymentStatus, ProviderRejected
-from app.services.errors import NotFound, ServiceError
+from app.services.errors import AmountMismatch, NotFound
 from app.timeutil import utcnow
 from sagas.engine import SagaEngine
 from sagas.models import Saga
@@ -34,10 +34,6 @@ SUCCEEDED = "payment.succeeded"
 FAILED = "payment.failed"
 REFUND_SUCCEEDED = "refund.succeeded"
 EVENT_TYPES = (SUCCEEDED, FAILED, REFUND_SUCCEEDED)
-
-
-class AmountMismatch(ServiceError):
-    code = "amount-mismatch"
 
 
 @dataclass(frozen=True)
