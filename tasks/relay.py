@@ -11,7 +11,7 @@ import logging
 from datetime import timedelta
 
 from celery import Celery
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from app.db import Database
 from app.models import OutboxMessage
@@ -76,6 +76,11 @@ class OutboxRelay:
         finally:
             if sent:
                 with self.db.uow() as uow:
+                    if uow.session.get_bind().dialect.name == "postgresql":
+                        # No need to wait for this commit's WAL flush: if the mark is lost in a
+                        # crash, the sweep sends the message again, and every task is idempotent.
+                        # It saves one disk flush per relayed batch (each order, each saga step).
+                        uow.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
                     uow.session.execute(
                         update(OutboxMessage)
                         .where(OutboxMessage.id.in_(sent), OutboxMessage.sent_at.is_(None))

@@ -97,15 +97,8 @@ def get_sale(uow: UnitOfWork, sale_id: str) -> FlashSale:
 
 
 def admit(uow: UnitOfWork, sale: FlashSale, user_id: str, quantity: int) -> Order:
-    """Record a winner in the caller's transaction: SQL caps the sale and the buyer by itself."""
-    taken = uow.session.execute(
-        update(FlashSale)
-        .where(FlashSale.id == sale.id, FlashSale.admitted + quantity <= FlashSale.quantity)
-        .values(admitted=FlashSale.admitted + quantity, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
-        raise SoldOut(f"Flash sale {sale.id} is sold out.")
+    """Record a winner in the caller's transaction: SQL caps the buyer by itself here, and the
+    sale in `take_units`, which the caller runs last, just before its commit."""
     insert = pg_insert if uow.session.get_bind().dialect.name == "postgresql" else sqlite_insert
     buyers: Table = FlashSaleBuyer.__table__  # type: ignore[assignment]
     upsert = (
@@ -138,6 +131,24 @@ def admit(uow: UnitOfWork, sale: FlashSale, user_id: str, quantity: int) -> Orde
     uow.session.add(order)
     uow.session.flush()
     return order
+
+
+def take_units(uow: UnitOfWork, sale: FlashSale, quantity: int) -> None:
+    """SQL's own cap on the sale, so that a stale or rebuilt gate cannot oversell.
+
+    Every winner updates this one row, and holds its lock until commit; run last, the lock is
+    held for the UPDATE and the commit only, not for the order's other inserts (with it first,
+    winners queued behind one another for about a second each in the flash-sale bench).
+    """
+    uow.session.flush()  # the order's and saga's inserts go first, before the lock is taken
+    taken = uow.session.execute(
+        update(FlashSale)
+        .where(FlashSale.id == sale.id, FlashSale.admitted + quantity <= FlashSale.quantity)
+        .values(admitted=FlashSale.admitted + quantity, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        raise SoldOut(f"Flash sale {sale.id} is sold out.")
 
 
 def _units(uow: UnitOfWork, order_id: str) -> tuple[Order, int]:
@@ -321,8 +332,10 @@ def purchase(
         raise _refusal(outcome)
     try:
         with new_uow() as uow:
-            order = admit(uow, get_sale(uow, sale_id), user_id, quantity)
+            sale = get_sale(uow, sale_id)
+            order = admit(uow, sale, user_id, quantity)
             engine.start(uow, ORDER_SAGA, order.id, priority=FLASH_PRIORITY)
+            take_units(uow, sale, quantity)
             uow.commit()
     except BaseException:
         gate.undo(sale_id, user_id, quantity)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
@@ -38,3 +39,22 @@ def test_bad_setting_stops_the_process_with_one_line(process: str, variable: str
     lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert len(lines) == 1, lines
     assert variable in lines[0]
+
+
+def test_the_api_will_not_share_a_port_that_something_already_listens_on() -> None:
+    """gunicorn listens with SO_REUSEPORT (one socket per worker), which would let a second
+    deployment on the same port take half the connections silently; it must refuse instead."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        env = service_env("sqlite:///var/never-created.sqlite3", "redis://127.0.0.1:6379/0")
+        argv = [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}"]
+        result = subprocess.run(
+            argv, cwd=REPO, env=process_env(env), capture_output=True, text=True, timeout=60
+        )
+    finally:
+        holder.close()
+    assert result.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}: already in use" in result.stderr.splitlines()[-1]
