@@ -64,14 +64,14 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
-AfterCommit = Callable[[list[int]], None]
+AfterCommit = Callable[[list[Any]], None]  # gets the committed OutboxMessage rows
 
 
 class Database:
     """The engine and session factory of one process.
 
     `after_commit` is the outbox relay, set by the process that can reach the broker: it gets the
-    ids of the outbox messages a unit of work committed, and sends them.
+    outbox messages a unit of work committed, and sends them.
     """
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
@@ -133,13 +133,14 @@ class UnitOfWork:
         """
         if self.outbox:
             self.session.flush()
-        ids = [message.id for message in self.outbox]
+        committed = self.outbox
         self.session.commit()
         self.outbox = []
-        if ids and self._after_commit is not None:
+        if committed and self._after_commit is not None:
             try:
-                self._after_commit(ids)
+                self._after_commit(committed)
             except Exception:  # committed already: a relay fault must not fail the caller; the sweep resends
+                ids = [message.id for message in committed]
                 log.warning("outbox relay failed; the sweep will send messages %s", ids, exc_info=True)
 
     def rollback(self) -> None:

@@ -27,14 +27,13 @@ class OutboxRelay:
         self.db = db
         self.celery_app = celery_app
 
-    def send(self, ids: list[int]) -> int:
-        """Send these messages if still unsent; returns how many went out."""
-        with self.db.uow() as uow:
-            messages = list(
-                uow.session.scalars(
-                    select(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.sent_at.is_(None))
-                )
-            )
+    def send(self, messages: list[OutboxMessage]) -> int:
+        """Send messages just committed; returns how many went out.
+
+        They come from the committing unit of work itself (loaded, never expired), so they are
+        not read back: that saved a transaction per commit. A message the sweep sent meanwhile
+        (it waits 2 s for that) would go twice, which every task absorbs.
+        """
         return self._send(messages)
 
     def send_overdue(self, older_than: timedelta = timedelta(seconds=2), limit: int = 500) -> int:
