@@ -43,6 +43,8 @@ def on_starting(server):  # type: ignore[no-untyped-def]
             sys.exit(f"gunicorn: cannot listen on {host}:{port}: {reason}")
         finally:
             probe.close()
+    # gunicorn's own "Listening at:" line is empty when the workers make the sockets
+    server.log.info("Listening at: %s (a SO_REUSEPORT socket per worker)", ", ".join(server.cfg.bind))
 
 
 def post_fork(server, worker):  # type: ignore[no-untyped-def]
