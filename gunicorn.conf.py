@@ -6,7 +6,7 @@ of a worker boot loop; `post_fork` gives each worker its own database connection
 `reuse_port`: each worker listens on its own SO_REUSEPORT socket, so the kernel spreads new
 connections evenly across workers. With one shared socket, whichever worker woke first took a
 burst of keep-alive connections: in the flash-sale bench one worker often held most of the 64
-connections while the other idled, halving throughput and doubling tail latency. Since
+connections while the other idled, which halved throughput. Since
 SO_REUSEPORT would also let a second gunicorn share the port silently, `on_starting` first
 checks that the port is free and stops with one line if it is not.
 """

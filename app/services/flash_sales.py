@@ -136,9 +136,9 @@ def admit(uow: UnitOfWork, sale: FlashSale, user_id: str, quantity: int) -> Orde
 def take_units(uow: UnitOfWork, sale: FlashSale, quantity: int) -> None:
     """SQL's own cap on the sale, so that a stale or rebuilt gate cannot oversell.
 
-    Every winner updates this one row, and holds its lock until commit; run last, the lock is
-    held for the UPDATE and the commit only, not for the order's other inserts (with it first,
-    winners queued behind one another for about a second each in the flash-sale bench).
+    Every winner updates this one row and holds its lock until commit. Run last, the lock is
+    held for the UPDATE and the commit only, not also for the order's and saga's inserts, so
+    concurrent winners wait on one another for less.
     """
     uow.session.flush()  # the order's and saga's inserts go first, before the lock is taken
     taken = uow.session.execute(
