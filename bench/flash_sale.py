@@ -47,7 +47,7 @@ def sql_statements(stack: Stack, source: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class Round:
     """One round: the trivial endpoint, a fresh sale, then refusals only, back to back."""
 
@@ -119,10 +119,16 @@ def one_round(stack: Stack, args: argparse.Namespace, tokens: list[str]) -> Roun
         "WHERE o.flash_sale_id = :id AND o.status NOT IN ('CANCELLED', 'REFUNDED')",
         id=sale["id"],
     )[0].n
-    result = Round(trivial, sale_result, refusals, int(sold), 0.0, 0.0)
-    result.sql_per_refusal = (sql_after_refusals - sql_after_sale) / max(1, len(result.refused_only))
-    result.sql_per_acceptance = (sql_after_sale - sql_before) / max(1, len(result.accepted))
-    return result
+    refused = sum(1 for r in refusals.replies if r.status >= 300)
+    accepted = sum(1 for r in sale_result.replies if r.code == "accepted")
+    return Round(
+        trivial,
+        sale_result,
+        refusals,
+        int(sold),
+        sql_per_refusal=(sql_after_refusals - sql_after_sale) / max(1, refused),
+        sql_per_acceptance=(sql_after_sale - sql_before) / max(1, accepted),
+    )
 
 
 def report(rounds: list[Round], args: argparse.Namespace) -> None:

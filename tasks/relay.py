@@ -27,15 +27,6 @@ class OutboxRelay:
         self.db = db
         self.celery_app = celery_app
 
-    def send(self, messages: list[OutboxMessage]) -> int:
-        """Send messages just committed; returns how many went out.
-
-        They come from the committing unit of work itself (loaded, never expired), so they are
-        not read back: that saved a transaction per commit. A message the sweep sent meanwhile
-        (it waits 2 s for that) would go twice, which every task absorbs.
-        """
-        return self._send(messages)
-
     def send_overdue(self, older_than: timedelta = timedelta(seconds=2), limit: int = 500) -> int:
         """Send what the after-commit relay could not (broker down, process killed)."""
         cutoff = utcnow() - older_than
@@ -48,9 +39,15 @@ class OutboxRelay:
                     .limit(limit)
                 )
             )
-        return self._send(messages)
+        return self.send(messages)
 
-    def _send(self, messages: list[OutboxMessage]) -> int:
+    def send(self, messages: list[OutboxMessage]) -> int:
+        """Send these messages; returns how many went out.
+
+        After a commit they come from the committing unit of work itself (loaded, never
+        expired), so they are not read back. A message the sweep sent meanwhile (it waits 2 s for
+        that) would go twice, which every task absorbs.
+        """
         if not messages:
             return 0
         sent: list[int] = []
@@ -75,7 +72,7 @@ class OutboxRelay:
         finally:
             if sent:
                 with self.db.uow() as uow:
-                    if uow.session.get_bind().dialect.name == "postgresql":
+                    if self.db.dialect == "postgresql":
                         # No need to wait for this commit's WAL flush: if the mark is lost in a
                         # crash, the sweep sends the message again, and every task is idempotent.
                         # It saves one disk flush per relayed batch (each order, each saga step).
