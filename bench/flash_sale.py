@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from bench.cpu import CpuUse, cpu_use
 from bench.load import Reply, Result, blast, request_bytes
 from tests.support.api import ADMIN
 from tests.support.processes import celery_worker, gunicorn, wait_until
@@ -57,6 +58,7 @@ class Round:
     sold: int
     sql_per_refusal: float
     sql_per_acceptance: float
+    cpu: dict[str, CpuUse]  # per phase: where the cores went
 
     @property
     def accepted(self) -> list[Reply]:
@@ -96,9 +98,11 @@ def one_round(stack: Stack, args: argparse.Namespace, tokens: list[str]) -> Roun
         request_bytes("POST", purchase, here, body, tokens[i % len(tokens)]) for i in range(args.attempts)
     ]
 
-    trivial = blast(host, port, [healthz] * args.attempts, args.connections)
+    with cpu_use() as trivial_cpu:
+        trivial = blast(host, port, [healthz] * args.attempts, args.connections)
     sql_before = sql_statements(stack, PURCHASE_SOURCE)
-    sale_result = blast(host, port, attempts, args.connections)
+    with cpu_use() as sale_cpu:
+        sale_result = blast(host, port, attempts, args.connections)
     sql_after_sale = sql_statements(stack, PURCHASE_SOURCE)
     # The sale's sagas finish before refusals are measured alone, and before the next round.
     wait_until(
@@ -111,7 +115,8 @@ def one_round(stack: Stack, args: argparse.Namespace, tokens: list[str]) -> Roun
         what="the sale's sagas to reach AWAITING_PAYMENT",
     )
     # Only refusals now (the sale is sold out): every statement here would be a refusal's.
-    refusals = blast(host, port, attempts[: args.attempts // 5], args.connections)
+    with cpu_use() as refusals_cpu:
+        refusals = blast(host, port, attempts[: args.attempts // 5], args.connections)
     sql_after_refusals = sql_statements(stack, PURCHASE_SOURCE)
 
     sold = stack.sql(
@@ -128,6 +133,7 @@ def one_round(stack: Stack, args: argparse.Namespace, tokens: list[str]) -> Roun
         int(sold),
         sql_per_refusal=(sql_after_refusals - sql_after_sale) / max(1, refused),
         sql_per_acceptance=(sql_after_sale - sql_before) / max(1, accepted),
+        cpu={"trivial": trivial_cpu, "sale": sale_cpu, "refusals": refusals_cpu},
     )
 
 
@@ -171,6 +177,18 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
         f"  {med['rejection_p50']:9.1f} / {med['rejection_p99']:6.1f}  {med['refusal_p99']:14.1f}"
         f"  {med['trivial_p99']:14.1f}"
     )
+
+    print("\n  CPU by kind of process, in cores (2 in all), per phase:")
+    for number, r in enumerate(rounds, 1):
+        for phase, result in (("trivial", r.trivial), ("sale", r.sale), ("refusals", r.refusals)):
+            print(f"  {number:>5}  {phase:<9} {r.cpu[phase].shares(result.wall)}")
+
+    winners = ", ".join(
+        f"{max(x.done_at for x in r.accepted) - r.sale.started:.1f} of {r.sale.wall:.1f} s"
+        for r in rounds
+        if r.accepted
+    )
+    print(f"\n  the last acceptance came after (per round): {winners}")
 
     accepted = [x for r in rounds for x in r.accepted]
     rejected = [x for r in rounds for x in r.rejected]

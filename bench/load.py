@@ -26,11 +26,13 @@ class Reply:
     status: int
     code: str  # "accepted" for a 2xx; otherwise the problem's `code`, or the status
     seconds: float
+    done_at: float  # perf_counter() when the reply was read
 
 
 @dataclass(frozen=True)
 class Result:
     replies: list[Reply]
+    started: float  # perf_counter() when the first request was sent
     wall: float  # seconds from the first request sent to the last reply read
     client_cpu: float  # CPU seconds the client itself used (user + system)
 
@@ -68,7 +70,8 @@ async def _connection(host: str, port: int, requests: Sequence[bytes], out: list
             length = CONTENT_LENGTH.search(head)
             body = await reader.readexactly(int(length.group(1))) if length else b""
             status = int(head[9:12])
-            out.append(Reply(status, classify(status, body), time.perf_counter() - started))
+            done = time.perf_counter()
+            out.append(Reply(status, classify(status, body), done - started, done))
     finally:
         writer.close()
 
@@ -86,7 +89,7 @@ def blast(host: str, port: int, requests: Sequence[bytes], connections: int) -> 
     cpu_before = _cpu()
     started = time.perf_counter()
     replies = _run(_blast(host, port, requests, connections))
-    return Result(replies, time.perf_counter() - started, _cpu() - cpu_before)
+    return Result(replies, started, time.perf_counter() - started, _cpu() - cpu_before)
 
 
 def _run(work: Coroutine[Any, Any, list[Reply]]) -> list[Reply]:
