@@ -1,13 +1,20 @@
 """The module the celery command loads: `celery -A celery_worker worker|beat|flower|saga`."""
 
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from app import create_app
+from app.cpu_priority import yield_cpu
 from app.state import state
 
 flask_app = create_app()
 celery_app = flask_app.extensions["celery"]
 app = celery_app
+
+
+@worker_init.connect
+def _yield_cpu_to_the_api(**_kwargs: object) -> None:
+    """Before the pool forks, so that every pool process inherits it."""
+    yield_cpu(state(flask_app).settings.worker_nice)
 
 
 @worker_process_init.connect

@@ -52,6 +52,7 @@ class Settings:
     step_retry_backoff_seconds: int = 2
     flash_rate_per_second: int = 5
     flash_max_queue_depth: int = 10_000
+    worker_nice: int = 10
     used_development_secrets: bool = False
 
     @property
@@ -65,6 +66,15 @@ def _get(environ: Mapping[str, str], name: str) -> str | None:
     if value is None or value.strip() == "":
         return None
     return value.strip()
+
+
+def _nice(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = _get(environ, name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,2}", raw) or int(raw) > 19:
+        raise ConfigError(f"{name} must be a nice value from 0 to 19, got {raw!r}")
+    return int(raw)
 
 
 def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -158,6 +168,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         step_retry_backoff_seconds=_positive_int(environ, "ORDERSAGA_STEP_RETRY_BACKOFF_SECONDS", 2),
         flash_rate_per_second=_positive_int(environ, "ORDERSAGA_FLASH_RATE_PER_SECOND", 5),
         flash_max_queue_depth=_positive_int(environ, "ORDERSAGA_FLASH_MAX_QUEUE_DEPTH", 10_000),
+        worker_nice=_nice(environ, "ORDERSAGA_WORKER_NICE", 10),
         used_development_secrets=dev1 or dev2 or dev3,
     )
 

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from app.config import load_settings
 from bench.cpu import CpuUse, cpu_use
 from bench.load import Reply, Result, blast, request_bytes
 from tests.support.api import ADMIN
@@ -224,7 +225,10 @@ def main() -> None:
     parser.add_argument("--api-threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--saga-workers", type=int, default=2, help="celery worker processes for the sagas")
     parser.add_argument(
-        "--saga-nice", type=int, default=0, help="run the saga workers at this nice value (0: as the API)"
+        "--saga-nice",
+        type=int,
+        default=load_settings({"ORDERSAGA_ENV": "development"}).worker_nice,
+        help="ORDERSAGA_WORKER_NICE of the saga workers (default: the service's; 0: as the API)",
     )
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
@@ -243,9 +247,8 @@ def main() -> None:
             stack.env, stack.workdir, stack.port, workers=args.api_workers
         ).start()
         wait_until(stack._ready, timeout=60, what="the API")
-        worker = celery_worker(stack.env, stack.workdir, concurrency=args.saga_workers)
-        if args.saga_nice:  # the sagas take the CPU the API leaves, as on cores of their own
-            worker.argv = ["nice", "-n", str(args.saga_nice), *worker.argv]
+        worker_env = {**stack.env, "ORDERSAGA_WORKER_NICE": str(args.saga_nice)}
+        worker = celery_worker(worker_env, stack.workdir, concurrency=args.saga_workers)
         stack.processes["worker"] = worker.start()
         stack.start_beat()
         print(f"setting up: {args.buyers} buyers ...", flush=True)

@@ -42,3 +42,34 @@ def test_a_task_on_each_queue_runs_in_the_app_context(worker: Process, pg_url: s
         answer = json.loads(raw)
         assert answer == {**answer, "queue": queue, "app_context": True, "app_name": "ordersaga"}
     assert worker.running
+
+
+def _nice_of(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[16])  # field 19 of proc(5); the split dropped the first two
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def test_the_worker_and_its_pool_run_at_the_configured_lower_priority(
+    pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    process = celery_worker(
+        service_env(pg_url, redis_url, ORDERSAGA_WORKER_NICE="7"), tmp_path, concurrency=2
+    ).start()
+    try:
+        assert process.proc is not None
+        pid = process.proc.pid
+        pool = wait_until(
+            lambda: len(_children(pid)) >= 2 and _children(pid),
+            timeout=60,
+            what=f"the worker's pool\n{process.log()}",
+        )
+        assert [_nice_of(p) for p in [pid, *pool]] == [7, 7, 7]
+        # It leads its own session (start_new_session), so its autogroup is lowered too.
+        assert Path(f"/proc/{pid}/autogroup").read_text().split()[-1] == "7"
+    finally:
+        process.stop()

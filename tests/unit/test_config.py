@@ -30,6 +30,7 @@ def test_defaults_follow_the_contract() -> None:
         120,
     )
     assert (settings.payment_provider, settings.currency) == ("sandbox", "CNY")
+    assert settings.worker_nice == 10
     assert not settings.used_development_secrets
 
 
@@ -68,6 +69,8 @@ def test_production_refuses_to_start_without_a_secret(name: str) -> None:
         ("CELERY_BROKER_URL", "http://h"),
         ("REDIS_URL", "redis://h:notaport"),
         ("ORDERSAGA_PUBLIC_URL", "ftp://h"),
+        ("ORDERSAGA_WORKER_NICE", "20"),
+        ("ORDERSAGA_WORKER_NICE", "-1"),
     ],
 )
 def test_a_malformed_value_is_named(name: str, value: str) -> None:
