@@ -11,7 +11,7 @@ import logging
 from datetime import timedelta
 
 from celery import Celery
-from sqlalchemy import select, text, update
+from sqlalchemy import Table, select, update
 
 from app.db import Database
 from app.models import OutboxMessage
@@ -71,19 +71,20 @@ class OutboxRelay:
                     sent.append(message.id)
         finally:
             if sent:
-                with self.db.uow() as uow:
-                    if self.db.dialect == "postgresql":
-                        # No need to wait for this commit's WAL flush: if the mark is lost in a
-                        # crash, the sweep sends the message again, and every task is idempotent.
-                        # It saves one disk flush per relayed batch (each order, each saga step).
-                        uow.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-                    uow.session.execute(
-                        update(OutboxMessage)
-                        .where(OutboxMessage.id.in_(sent), OutboxMessage.sent_at.is_(None))
-                        .values(sent_at=utcnow())
-                    )
-                    uow.commit()
+                self._mark_sent(sent)
         return len(sent)
+
+    def _mark_sent(self, ids: list[int]) -> None:
+        """On a plain connection: no session or identity map is needed to stamp a few rows, and
+        this runs once per relayed batch (each order, each saga step)."""
+        outbox: Table = OutboxMessage.__table__  # type: ignore[assignment]
+        with self.db.engine.begin() as connection:
+            if self.db.dialect == "postgresql":
+                # No need to wait for this commit's WAL flush: if the mark is lost in a crash,
+                # the sweep sends the message again, and every task is idempotent.
+                connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            unsent = outbox.c.id.in_(ids) & outbox.c.sent_at.is_(None)
+            connection.execute(update(outbox).where(unsent).values(sent_at=utcnow()))
 
     def purge_sent(self, older_than: timedelta = timedelta(days=1)) -> None:
         from sqlalchemy import delete

@@ -7,6 +7,7 @@ equals all stock ever added. Units move by single conditional UPDATEs only.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Table, func, select, update
@@ -96,7 +97,34 @@ def get_sale(uow: UnitOfWork, sale_id: str) -> FlashSale:
     return sale
 
 
-def admit(uow: UnitOfWork, sale: FlashSale, user_id: str, quantity: int) -> Order:
+@dataclass(frozen=True)
+class SaleTerms:
+    """What a winner's order needs of its sale."""
+
+    id: str
+    goods_id: str
+    price_cents: int
+    per_user_limit: int
+
+
+_terms: dict[str, SaleTerms] = {}
+TERMS_CACHED = 1024
+
+
+def sale_terms(uow: UnitOfWork, sale_id: str) -> SaleTerms:
+    """A sale's terms never change once it is created, so each process reads them from SQL once:
+    every winner after the first saves a query."""
+    terms = _terms.get(sale_id)
+    if terms is None:
+        sale = get_sale(uow, sale_id)
+        terms = SaleTerms(sale.id, sale.goods_id, sale.price_cents, sale.per_user_limit)
+        if len(_terms) >= TERMS_CACHED:
+            _terms.clear()
+        _terms[sale_id] = terms
+    return terms
+
+
+def admit(uow: UnitOfWork, sale: SaleTerms, user_id: str, quantity: int) -> Order:
     """Record a winner in the caller's transaction: SQL caps the buyer by itself here, and the
     sale in `take_units`, which the caller runs last, just before its commit."""
     insert = pg_insert if uow.session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -128,12 +156,11 @@ def admit(uow: UnitOfWork, sale: FlashSale, user_id: str, quantity: int) -> Orde
     order.items = [
         OrderItem(position=0, goods_id=sale.goods_id, quantity=quantity, unit_price_cents=sale.price_cents)
     ]
-    uow.session.add(order)
-    uow.session.flush()
+    uow.session.add(order)  # inserted with the saga's rows, in one flush (see take_units)
     return order
 
 
-def take_units(uow: UnitOfWork, sale: FlashSale, quantity: int) -> None:
+def take_units(uow: UnitOfWork, sale: SaleTerms, quantity: int) -> None:
     """SQL's own cap on the sale, so that a stale or rebuilt gate cannot oversell.
 
     Every winner updates this one row and holds its lock until commit. Run last, the lock is
@@ -332,7 +359,7 @@ def purchase(
         raise _refusal(outcome)
     try:
         with new_uow() as uow:
-            sale = get_sale(uow, sale_id)
+            sale = sale_terms(uow, sale_id)
             order = admit(uow, sale, user_id, quantity)
             engine.start(uow, ORDER_SAGA, order.id, priority=FLASH_PRIORITY)
             take_units(uow, sale, quantity)
