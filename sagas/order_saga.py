@@ -18,6 +18,7 @@ from app.models import Order
 from app.payments.port import PaymentProvider, PaymentStatus, ProviderPayment, ProviderRejected
 from app.services import coupons, flash_sales, inventory, orders, payment_events, payments
 from app.services.errors import CouponUnavailable, OutOfStock
+from app.services.lookup import order_row
 from sagas.definition import BusinessFailure, RetryPolicy, SagaContext, SagaDefinition, Step
 
 NAME = "order"
@@ -36,7 +37,7 @@ def _business(reason: str, *errors: type[Exception]) -> Iterator[None]:
 
 
 def _order(uow: UnitOfWork, ctx: SagaContext) -> Order:
-    order = uow.session.get(Order, ctx.order_id)
+    order = order_row(uow.session, ctx.order_id)
     assert order is not None
     return order
 

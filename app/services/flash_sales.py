@@ -44,7 +44,7 @@ from app.services.errors import (
     SoldOut,
     Unauthorized,
 )
-from app.services.lookup import find
+from app.services.lookup import find, order_row
 from app.timeutil import utcnow
 from sagas.engine import SagaEngine
 from sagas.models import ACTION, STEP_PENDING, STEP_RUNNING, Saga, SagaStep
@@ -179,7 +179,7 @@ def take_units(uow: UnitOfWork, sale: SaleTerms, quantity: int) -> None:
 
 
 def _units(uow: UnitOfWork, order_id: str) -> tuple[Order, int]:
-    order = uow.session.get(Order, order_id)
+    order = order_row(uow.session, order_id)
     assert order is not None and order.flash_sale_id is not None
     return order, sum(item.quantity for item in order.items)
 

@@ -29,7 +29,7 @@ from app.models.orders import (
     REFUNDED,
 )
 from app.services.errors import Conflict, IdempotencyKeyReuse, InvalidInput, NotFound
-from app.services.lookup import find
+from app.services.lookup import find, order_row
 from app.services.pagination import Page, paginate
 from app.timeutil import utcnow
 from sagas.engine import SagaEngine
@@ -248,7 +248,7 @@ def enter_awaiting_payment(uow: UnitOfWork, order_id: str, payment_timeout: time
 
 def start_cancelling(uow: UnitOfWork, order_id: str, reason: str) -> None:
     """The first reason wins: a later one (a step failing after the user cancelled) is not it."""
-    order = uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
+    order = order_row(uow.session, order_id, lock=True)
     assert order is not None
     if order.status in (PENDING, AWAITING_PAYMENT, CANCELLING):
         order.status = CANCELLING
@@ -272,7 +272,7 @@ def finish_cancelling(uow: UnitOfWork, order_id: str) -> None:
 
 def confirm(uow: UnitOfWork, order_id: str) -> Order:
     """PAID (or a PENDING order with nothing to pay) becomes CONFIRMED."""
-    order = uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
+    order = order_row(uow.session, order_id, lock=True)
     assert order is not None
     if not (order.status == PAID or (order.status == PENDING and order.payable_cents == 0)):
         raise RuntimeError(f"order {order_id} is {order.status}; it cannot be confirmed")

@@ -22,6 +22,7 @@ from app.models import payments as payment_status
 from app.models.orders import AWAITING_PAYMENT, CANCELLED, PAID, REFUNDED
 from app.payments.port import PaymentProvider, PaymentStatus, ProviderRejected
 from app.services.errors import AmountMismatch, NotFound
+from app.services.lookup import order_row
 from app.timeutil import utcnow
 from sagas.engine import SagaEngine
 from sagas.models import Saga
@@ -93,7 +94,7 @@ def _saga_of(uow: UnitOfWork, engine: SagaEngine, order_id: str) -> Saga:
 
 
 def _lock_order(uow: UnitOfWork, order_id: str) -> Order:
-    order = uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
+    order = order_row(uow.session, order_id, lock=True)
     assert order is not None
     return order
 
@@ -139,7 +140,7 @@ def _refund_succeeded(uow: UnitOfWork, payment: Payment) -> None:
 
 def schedule_timeout(uow: UnitOfWork, saga_id: str, order_id: str) -> None:
     """An ETA task at the deadline; the sweep is the backstop if the broker loses it."""
-    order = uow.session.get(Order, order_id)
+    order = order_row(uow.session, order_id)
     assert order is not None and order.payment_deadline is not None
     outbox.add(
         uow, TIMEOUT_TASK, {"saga_id": saga_id, "order_id": order_id}, "payments", eta=order.payment_deadline
@@ -152,7 +153,7 @@ def expire_payment(
     """At the deadline: ask the provider first (a success whose webhook was lost confirms the
     order); otherwise cancel with `payment_timeout`. Returns what happened."""
     with new_uow() as uow:
-        order = uow.session.get(Order, order_id)
+        order = order_row(uow.session, order_id)
         if order is None or order.status != AWAITING_PAYMENT:
             return "moved-on"
         if order.payment_deadline is None or order.payment_deadline > utcnow():

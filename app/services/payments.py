@@ -13,9 +13,10 @@ from sqlalchemy import select, update
 
 from app.db import UnitOfWork
 from app.ids import new_id
-from app.models import Order, Payment
+from app.models import Payment
 from app.models.payments import PENDING, REFUNDED, SUCCEEDED, VOIDED
 from app.payments.port import PaymentProvider, PaymentStatus, ProviderPayment, ProviderRejected
+from app.services.lookup import order_row
 from app.timeutil import utcnow
 
 
@@ -32,7 +33,7 @@ def prepare(uow: UnitOfWork, order_id: str, provider_name: str, currency: str) -
     """Record the payment about to be created (once), so a compensation can always find it."""
     if uow.session.scalar(select(Payment.id).where(Payment.order_id == order_id)) is not None:
         return
-    order = uow.session.get(Order, order_id)
+    order = order_row(uow.session, order_id)
     assert order is not None
     uow.session.add(
         Payment(
