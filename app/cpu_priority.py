@@ -3,14 +3,15 @@
 A buyer waits on the API's answer; nobody waits on a saga step in the same way (the order is
 already recorded, and its payment timeout starts only once it awaits payment). During a flash
 sale the API must answer tens of thousands of attempts while hundreds of new sagas queue up: at
-equal priority the workers took about a third of two shared cores and the sale ran a third
-slower. At a lower priority they take what the API leaves, and catch up once the burst is over.
+equal priority the workers took over half of one of two shared cores, and the sale served a
+quarter fewer attempts per second. At a lower priority they take what the API leaves, and catch
+up once the burst is over (docs/benchmarks.md).
 
 Linux's autogroup scheduling shares the CPU between sessions first, so a nice value alone does
-nothing against an API that runs in another session (as every service does under systemd, or
-the processes of `make run`). A worker that leads its own session lowers its session's
-autogroup too; one that shares its session with others leaves the autogroup alone, so that it
-never lowers the priority of processes that are not its own.
+nothing against an API that runs in another session (as every service does under systemd). A
+worker that leads its own session lowers its session's autogroup too; one that shares its
+session with others leaves the autogroup alone, so that it never lowers the priority of
+processes that are not its own.
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ the gate's cost reads as a ratio.
                                          [--connections 64] [--rounds 3] [--api-workers 2]
 
 Each round runs the trivial endpoint, a fresh sale, and refusals alone, back to back; the summary
-gives each round's figures and their medians, so that ratios compare runs side by side.
+gives each round's figures and their medians, so that ratios compare runs side by side, where
+the two cores went in each phase (bench/cpu.py), and when the last acceptance came. The saga
+workers run at the service's ORDERSAGA_WORKER_NICE unless `--saga-nice` says otherwise.
 
 The client (bench/load.py) is one asyncio process on the same two cores as the server; it prints
 the share of a core it used.
