@@ -59,8 +59,8 @@ class Round:
     sale: Result
     refusals: Result
     sold: int
-    sql_per_refusal: float
-    sql_per_acceptance: float
+    sql_in_sale: float  # statements of the purchase endpoint during the sale
+    sql_in_refusals: float  # and during the refusals-only phase
     cpu: dict[str, CpuUse]  # per phase: where the cores went
 
     @property
@@ -74,6 +74,14 @@ class Round:
     @property
     def refused_only(self) -> list[Reply]:
         return [r for r in self.refusals.replies if r.status >= 300]
+
+    @property
+    def sql_per_acceptance(self) -> float:
+        return self.sql_in_sale / max(1, len(self.accepted))
+
+    @property
+    def sql_per_refusal(self) -> float:
+        return self.sql_in_refusals / max(1, len(self.refused_only))
 
 
 def one_round(stack: Stack, args: argparse.Namespace, tokens: list[str]) -> Round:
@@ -127,15 +135,13 @@ def one_round(stack: Stack, args: argparse.Namespace, tokens: list[str]) -> Roun
         "WHERE o.flash_sale_id = :id AND o.status NOT IN ('CANCELLED', 'REFUNDED')",
         id=sale["id"],
     )[0].n
-    refused = sum(1 for r in refusals.replies if r.status >= 300)
-    accepted = sum(1 for r in sale_result.replies if r.code == "accepted")
     return Round(
         trivial,
         sale_result,
         refusals,
         int(sold),
-        sql_per_refusal=(sql_after_refusals - sql_after_sale) / max(1, refused),
-        sql_per_acceptance=(sql_after_sale - sql_before) / max(1, accepted),
+        sql_in_sale=sql_after_sale - sql_before,
+        sql_in_refusals=sql_after_refusals - sql_after_sale,
         cpu={"trivial": trivial_cpu, "sale": sale_cpu, "refusals": refusals_cpu},
     )
 

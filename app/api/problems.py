@@ -71,8 +71,7 @@ def problem_body(
 def service_problem(error: ServiceError) -> tuple[int, dict[str, Any], dict[str, str]]:
     """(status, body, headers) of a domain error, for Flask views and the WSGI fast path alike."""
     if isinstance(error, InvalidInput):
-        fields = ", ".join(sorted(error.errors))
-        return 422, problem_body(422, "validation", f"Invalid input: {fields}.", error.errors), {}
+        return 422, validation_body(error.errors), {}
     retry_after = getattr(error, "retry_after", None)
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
     status = STATUS_BY_CODE.get(error.code, 409)
@@ -86,17 +85,25 @@ def problem(
     errors: Mapping[str, list[str]] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    response = jsonify(problem_body(status, code, detail, errors))
+    return problem_response(status, problem_body(status, code, detail, errors), headers or {})
+
+
+def problem_response(status: int, body: dict[str, Any], headers: Mapping[str, str]) -> Response:
+    response = jsonify(body)
     response.status_code = status
     response.mimetype = PROBLEM_JSON
-    for name, value in (headers or {}).items():
+    for name, value in headers.items():
         response.headers[name] = value
     return response
 
 
-def validation_problem(errors: Mapping[str, list[str]]) -> Response:
+def validation_body(errors: Mapping[str, list[str]]) -> dict[str, Any]:
     fields = ", ".join(sorted(errors))
-    return problem(422, "validation", f"Invalid input: {fields}.", errors)
+    return problem_body(422, "validation", f"Invalid input: {fields}.", errors)
+
+
+def validation_problem(errors: Mapping[str, list[str]]) -> Response:
+    return problem_response(422, validation_body(errors), {})
 
 
 def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -147,12 +154,7 @@ def handle_http_exception(error: HTTPException) -> Response:
 
 
 def handle_service_error(error: ServiceError) -> Response:
-    status, body, headers = service_problem(error)
-    response = jsonify(body)
-    response.status_code = status
-    response.mimetype = PROBLEM_JSON
-    response.headers.update(headers)
-    return response
+    return problem_response(*service_problem(error))
 
 
 def handle_unexpected(error: Exception) -> Response:
