@@ -69,7 +69,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.extensions["ordersaga"] = AppState(settings=settings, db=database or Database(settings.database_url))
     from app import metrics
 
-    metrics.count_sql_statements(app.extensions["ordersaga"].db.engine)
+    db = app.extensions["ordersaga"].db
+    for engine in {db.engine, db.bookkeeping}:  # one engine on SQLite, two on PostgreSQL
+        metrics.count_sql_statements(engine)
     _register_request_id(app)
     _register_api(app)
 

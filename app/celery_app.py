@@ -23,7 +23,7 @@ from app.config import Settings
 from app.logs import install_filter, request_id_var
 from app.state import state
 from tasks import saga as saga_tasks
-from tasks.consumer import guard_closed_redis_connections
+from tasks.consumer import patch_redis_channel
 from tasks.relay import OutboxRelay
 
 TASK_MODULES = [
@@ -84,7 +84,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 def celery_init_app(app: Flask, settings: Settings) -> Celery:
-    guard_closed_redis_connections()
+    patch_redis_channel()
 
     class FlaskTask(Task):  # type: ignore[misc]
         def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -14,6 +14,8 @@ from app.models import Order
 
 M = TypeVar("M")
 
+_HELD_ORDERS = "ordersaga.orders"
+
 
 def find(session: Session, model: type[M], row_id: str, for_update: bool = False) -> M | None:
     if not looks_like_id(row_id):
@@ -28,8 +30,17 @@ def order_row(session: Session, order_id: str, lock: bool = False) -> Order | No
     order after its session has closed). The saga's steps read one or two columns of the order
     at a time; loading it with its items, payment, saga and the saga's steps took five queries
     each time, and was most of a saga step's CPU.
+
+    The session keeps the order it returns until the session ends. Its identity map holds
+    unchanged rows weakly, so an order read for one column and dropped was read again by the
+    next lookup: four times in one saga transaction. Bulk updates of orders therefore keep the
+    session's copy in step (`synchronize_session="evaluate"`).
     """
     options = (lazyload(Order.items), lazyload(Order.payment), lazyload(Order.saga))
     if lock:  # the row lock, and fresh values even if the session has the order already
-        return session.get(Order, order_id, options=options, with_for_update=True, populate_existing=True)
-    return session.get(Order, order_id, options=options)
+        order = session.get(Order, order_id, options=options, with_for_update=True, populate_existing=True)
+    else:
+        order = session.get(Order, order_id, options=options)
+    if order is not None:
+        session.info.setdefault(_HELD_ORDERS, set()).add(order)
+    return order

@@ -242,7 +242,7 @@ def enter_awaiting_payment(uow: UnitOfWork, order_id: str, payment_timeout: time
         update(Order)
         .where(Order.id == order_id, Order.status == PENDING)
         .values(status=AWAITING_PAYMENT, payment_deadline=now + payment_timeout, updated_at=now)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session="evaluate")
     )
 
 
@@ -266,7 +266,7 @@ def finish_cancelling(uow: UnitOfWork, order_id: str) -> None:
         update(Order)
         .where(Order.id == order_id, Order.status == CANCELLING)
         .values(status=REFUNDED if refunded else CANCELLED, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session="evaluate")
     )
 
 

@@ -10,7 +10,7 @@ import redis.exceptions
 from kombu.common import ignore_errors
 from kombu.transport import redis as kombu_redis
 
-from tasks.consumer import guard_closed_redis_connections
+from tasks.consumer import patch_redis_channel
 
 
 class ClosedTransport:
@@ -28,7 +28,7 @@ class Connection:
 
 
 def test_a_closed_connections_channel_raises_a_connection_error_that_celery_ignores() -> None:
-    guard_closed_redis_connections()
+    patch_redis_channel()
     channel: Any = kombu_redis.Channel.__new__(kombu_redis.Channel)
     channel.connection = ClosedTransport()
 
