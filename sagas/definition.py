@@ -31,6 +31,8 @@ class SagaContext:
     # What `remote` returned, given to `action`; or, for a compensation, whether the action ran.
     remote_result: Any = None
     action_applied: bool = False
+    # What `prepare` returned, given to `remote` (what to ask the other system for).
+    prepared: Any = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class RetryPolicy:
 
 
 LocalFn = Callable[[UnitOfWork, SagaContext], None]
+PrepareFn = Callable[[UnitOfWork, SagaContext], Any]
 Predicate = Callable[[UnitOfWork, SagaContext], bool]
 RemoteFn = Callable[[SagaContext], Any]
 
@@ -61,8 +64,9 @@ class Step:
     compensation: LocalFn | None = None
     compensation_queue: str | None = None
     # Runs in the transaction that marks the step RUNNING, before `remote` (e.g. a local record
-    # of the payment about to be created, so a compensation can always find it).
-    prepare: LocalFn | None = None
+    # of the payment about to be created, so a compensation can always find it); what it
+    # returns is handed to `remote` as `ctx.prepared`.
+    prepare: PrepareFn | None = None
     remote: RemoteFn | None = None
     remote_compensation: RemoteFn | None = None
     applies: Predicate = _always

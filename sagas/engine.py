@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from app import metrics, outbox
 from app.db import UnitOfWork
@@ -112,17 +113,17 @@ class SagaEngine:
                 self._begin_compensation(uow, definition, saga, saga.abort_reason or "cancelled")
                 uow.commit()
                 return
-            row.status = STEP_RUNNING
-            row.attempts += 1
-            row.started_at = row.started_at or self.clock()
-            self._touch(saga)
+            self._start(saga, row)
             ctx = SagaContext(saga.id, saga.order_id)
-            if step.prepare is not None:
-                step.prepare(uow, ctx)
+            if step.remote is None and step.prepare is None:
+                self._run_local(uow, definition, saga, step, position, started)
+                return
+            prepared = step.prepare(uow, ctx) if step.prepare is not None else None
             uow.commit()
 
         try:
-            remote_result = step.remote(ctx) if step.remote is not None else None
+            remote_ctx = SagaContext(saga_id, ctx.order_id, prepared=prepared)
+            remote_result = step.remote(remote_ctx) if step.remote is not None else None
             orphaned = self._apply_action(
                 definition, step, position, SagaContext(saga_id, ctx.order_id, remote_result)
             )
@@ -134,6 +135,75 @@ class SagaEngine:
             # The saga was cancelled while the remote call ran: undo what it did at once.
             step.remote_compensation(SagaContext(saga_id, ctx.order_id, remote_result))
         self._count(step.name, ACTION, "stale" if orphaned else "succeeded", started)
+
+    def _start(self, saga: Saga, row: SagaStep) -> None:
+        row.status = STEP_RUNNING
+        row.attempts += 1
+        row.started_at = row.started_at or self.clock()
+        self._touch(saga)
+
+    def _run_local(
+        self,
+        uow: UnitOfWork,
+        definition: SagaDefinition,
+        saga: Saga,
+        step: Step,
+        position: int,
+        started: float,
+    ) -> None:
+        """A step that calls nothing outside: its start, its effect and the next message commit
+        in the one transaction, instead of a first one that marks it RUNNING.
+
+        If it fails, the transaction is rolled back, so the start is recorded on its own, as the
+        two-transaction path would have left it; failures then go the usual way.
+        """
+        saga_id, order_id = saga.id, saga.order_id
+        try:
+            row = saga.step(step.name, ACTION)
+            assert row is not None
+            self._succeed(uow, definition, saga, step, row, position, SagaContext(saga_id, order_id))
+            uow.commit()
+        except BusinessFailure as failure:
+            uow.rollback()
+            self._record_start(saga_id, step, position)
+            self._fail_forward(definition, step, position, saga_id, failure.reason)
+            self._count(step.name, ACTION, "business_failure", started)
+            return
+        except Exception:
+            uow.rollback()
+            self._record_start(saga_id, step, position)
+            raise
+        self._count(step.name, ACTION, "succeeded", started)
+
+    def _record_start(self, saga_id: str, step: Step, position: int) -> None:
+        with self.new_uow() as uow:
+            saga, _ = self._lock(uow, saga_id)
+            row = saga.step(step.name, ACTION)
+            if (
+                self._at(saga, RUNNING, position)
+                and row is not None
+                and row.status in (STEP_PENDING, STEP_RUNNING)
+            ):
+                self._start(saga, row)
+                uow.commit()
+
+    def _succeed(
+        self,
+        uow: UnitOfWork,
+        definition: SagaDefinition,
+        saga: Saga,
+        step: Step,
+        row: SagaStep,
+        position: int,
+        ctx: SagaContext,
+    ) -> None:
+        """The action's effect, the record that it SUCCEEDED and the next message: one transaction."""
+        if step.action is not None:
+            step.action(uow, ctx)
+        row.status = STEP_SUCCEEDED
+        row.finished_at = self.clock()
+        row.error = None
+        self._advance(uow, definition, saga, position + 1)
 
     def _apply_action(self, definition: SagaDefinition, step: Step, position: int, ctx: SagaContext) -> bool:
         """Apply the action and move on, in one transaction.
@@ -155,12 +225,7 @@ class SagaEngine:
                 self._begin_compensation(uow, definition, saga, saga.abort_reason or "cancelled")
                 uow.commit()
                 return True
-            if step.action is not None:
-                step.action(uow, ctx)
-            row.status = STEP_SUCCEEDED
-            row.finished_at = self.clock()
-            row.error = None
-            self._advance(uow, definition, saga, position + 1)
+            self._succeed(uow, definition, saga, step, row, position, ctx)
             uow.commit()
             return False
 
@@ -467,7 +532,15 @@ class SagaEngine:
     # -- helpers ------------------------------------------------------------------------------
 
     def _lock(self, uow: UnitOfWork, saga_id: str) -> tuple[Saga, SagaDefinition]:
-        saga = uow.session.get(Saga, saga_id, with_for_update=True, populate_existing=True)
+        # The steps come in the same query (every transition reads them); only the saga's row
+        # is locked.
+        saga = uow.session.get(
+            Saga,
+            saga_id,
+            options=[joinedload(Saga.steps)],
+            with_for_update={"of": Saga},
+            populate_existing=True,
+        )
         if saga is None:
             raise NotFound(f"No saga {saga_id!r}.")
         return saga, self.definitions[saga.type]

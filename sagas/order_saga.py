@@ -76,12 +76,12 @@ def build(new_uow: Callable[[], UnitOfWork], provider: PaymentProvider, settings
     def has_amount_due(uow: UnitOfWork, ctx: SagaContext) -> bool:
         return _order(uow, ctx).payable_cents > 0
 
-    def prepare_payment(uow: UnitOfWork, ctx: SagaContext) -> None:
-        payments.prepare(uow, ctx.order_id, provider.name, settings.currency)
+    def prepare_payment(uow: UnitOfWork, ctx: SagaContext) -> payments.PaymentRequest:
+        return payments.prepare(uow, ctx.order_id, provider.name, settings.currency)
 
     def create_at_provider(ctx: SagaContext) -> ProviderPayment:
-        request = _payment_request(ctx)
-        assert request is not None, "prepare_payment runs first"
+        request = ctx.prepared
+        assert isinstance(request, payments.PaymentRequest), "prepare_payment runs first"
         with _business("payment_failed", ProviderRejected):  # a definite "no": retrying can't help
             created = payments.create_at_provider(provider, request, callback_url)
         if created.status != PaymentStatus.PENDING:

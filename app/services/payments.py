@@ -29,14 +29,14 @@ class PaymentRequest:
     provider_payment_id: str | None
 
 
-def prepare(uow: UnitOfWork, order_id: str, provider_name: str, currency: str) -> None:
-    """Record the payment about to be created (once), so a compensation can always find it."""
-    if uow.session.scalar(select(Payment.id).where(Payment.order_id == order_id)) is not None:
-        return
-    order = order_row(uow.session, order_id)
-    assert order is not None
-    uow.session.add(
-        Payment(
+def prepare(uow: UnitOfWork, order_id: str, provider_name: str, currency: str) -> PaymentRequest:
+    """Record the payment about to be created (once), so a compensation can always find it.
+    Returns what to ask the provider for."""
+    payment = uow.session.scalar(select(Payment).where(Payment.order_id == order_id))
+    if payment is None:
+        order = order_row(uow.session, order_id)
+        assert order is not None
+        payment = Payment(
             id=new_id("pmt"),
             order_id=order_id,
             provider=provider_name,
@@ -44,15 +44,18 @@ def prepare(uow: UnitOfWork, order_id: str, provider_name: str, currency: str) -
             amount_cents=order.payable_cents,
             currency=currency,
         )
-    )
+        uow.session.add(payment)
+    return _request(payment)
 
 
 def request_for(uow: UnitOfWork, order_id: str) -> PaymentRequest | None:
     payment = uow.session.scalar(select(Payment).where(Payment.order_id == order_id))
-    if payment is None:
-        return None
+    return None if payment is None else _request(payment)
+
+
+def _request(payment: Payment) -> PaymentRequest:
     return PaymentRequest(
-        payment.id, order_id, payment.amount_cents, payment.currency, payment.provider_payment_id
+        payment.id, payment.order_id, payment.amount_cents, payment.currency, payment.provider_payment_id
     )
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from app.models import Coupon, Order, Payment, User
 from app.payments.port import PaymentStatus, ProviderPayment, ProviderUnavailable
-from app.services import orders
+from app.services import inventory, orders
 from tests.support.world import World
 
 
@@ -150,3 +150,40 @@ def test_points_are_credited_once(world: World) -> None:
     assert world.read(User, world.user_id).points == 30
     with world.db.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(Order)) == 1
+
+
+def test_a_local_step_that_fails_is_recorded_as_started_and_fails_after_its_retries(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step that calls nothing outside runs in one transaction; when it raises, that
+    transaction rolls back, yet its attempt and error are kept, as for every other step."""
+    _, saga_id = world.place()
+
+    def unreachable(*_args: Any) -> None:
+        raise ConnectionError("inventory database unreachable")
+
+    monkeypatch.setattr(inventory, "reserve", unreachable)
+    for attempt in (1, 2):
+        with pytest.raises(ConnectionError):
+            world.engine.run_action(saga_id, "reserve_stock")
+        world.engine.note_failed_attempt(saga_id, "reserve_stock", "action", "ConnectionError: unreachable")
+        step = world.saga(saga_id).step("reserve_stock", "action")
+        assert step is not None
+        assert (step.status, step.attempts) == ("RUNNING", attempt)
+        assert step.error == "ConnectionError: unreachable"
+    world.engine.mark_failed(saga_id, "reserve_stock", "action", "ConnectionError: unreachable")
+    saga = world.saga(saga_id)
+    assert (saga.status, saga.failed_kind) == ("FAILED", "action")
+    assert world.stock() == (10, 0, 0)
+
+
+def test_a_local_step_that_says_no_is_recorded_as_tried_and_compensates(world: World) -> None:
+    order_id, saga_id = world.place(quantity=11)  # more than the 10 in stock
+    world.engine.run_action(saga_id, "reserve_stock")
+    saga = world.saga(saga_id)
+    step = saga.step("reserve_stock", "action")
+    assert step is not None
+    assert (step.status, step.attempts, step.error) == ("FAILED", 1, "insufficient_stock")
+    assert saga.status == "COMPENSATING"
+    assert world.read(Order, order_id).status == "CANCELLING"
+    assert world.stock() == (10, 0, 0)

@@ -10,13 +10,15 @@ from datetime import timedelta
 from typing import Any
 
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from app.models import Coupon, IdempotencyKey, Order, OutboxMessage, Payment
 from app.payments.port import PaymentStatus, ProviderPayment, ProviderUnavailable
 from app.services import coupons, orders
+from app.services.errors import Conflict
 from app.timeutil import utcnow
 from tests.support.api import ADMIN, assert_problem, bearer, create_goods, create_user
+from tests.support.processes import wait_until
 from tests.support.world import World
 
 
@@ -68,7 +70,10 @@ def test_a_payment_made_before_the_cancellation_is_refunded_and_the_order_refund
     assert world.provider.payments[provider_id].status == PaymentStatus.REFUNDED
 
 
-def test_a_cancel_while_confirm_runs_compensates_instead(world: World) -> None:
+def test_a_cancel_while_confirm_runs_waits_for_it_and_is_refused(world: World) -> None:
+    """confirm_order calls nothing outside, so it runs in one transaction that holds the saga's
+    lock throughout: a cancel arriving meanwhile waits for that lock, then finds the order
+    CONFIRMED. Nothing is left half-done."""
     with world.db.uow() as uow:
         whole = coupons.create_coupon(uow, world.user_id, 10**6, 0, None).id  # nothing left to pay
     placed = orders.place_order(
@@ -77,20 +82,41 @@ def test_a_cancel_while_confirm_runs_compensates_instead(world: World) -> None:
     order_id, saga_id = placed.order.id, placed.order.saga.id  # type: ignore[union-attr]
     world.engine.run_action(saga_id, "reserve_stock")
     world.engine.run_action(saga_id, "lock_coupon")
-    real_apply = world.engine._apply_action
+    real_succeed = world.engine._succeed
+    refused: list[Exception] = []
 
-    def cancel_first(*args: Any) -> bool:
-        orders.cancel_order(world.db.uow, world.engine, order_id, world.user_id)
-        return real_apply(*args)
+    def cancel() -> None:
+        try:
+            orders.cancel_order(world.db.uow, world.engine, order_id, world.user_id)
+        except Conflict as error:
+            refused.append(error)
 
-    world.engine._apply_action = cancel_first  # type: ignore[method-assign]
+    canceller = threading.Thread(target=cancel)
+
+    def cancel_meanwhile(*args: Any) -> None:
+        canceller.start()
+        wait_until(lambda: _waiting_for_a_lock(world) == 1, timeout=10, what="the cancel to wait")
+        real_succeed(*args)
+
+    world.engine._succeed = cancel_meanwhile  # type: ignore[method-assign]
     world.engine.run_action(saga_id, "confirm_order")
-    world.engine._apply_action = real_apply  # type: ignore[method-assign]
-    for step in ("release_coupon", "release_stock"):
-        world.engine.run_compensation(saga_id, step)
-    assert world.saga(saga_id).status == "COMPENSATED"
-    assert world.read(Order, order_id).status == "CANCELLED"
-    assert world.stock() == (10, 0, 0)
+    world.engine._succeed = real_succeed  # type: ignore[method-assign]
+    canceller.join(timeout=10)
+    assert len(refused) == 1 and "CONFIRMED" in str(refused[0])
+    assert world.saga(saga_id).status == "COMPLETED"
+    assert world.read(Order, order_id).status == "CONFIRMED"
+    assert world.stock() == (9, 0, 1)
+
+
+def _waiting_for_a_lock(world: World) -> int:
+    with world.db.engine.connect() as connection:
+        waiting = connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return int(waiting or 0)
 
 
 def test_a_cancel_during_the_last_attempt_compensates_rather_than_fails(world: World) -> None:
