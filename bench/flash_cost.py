@@ -28,13 +28,13 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
 from werkzeug.test import Client
 
+from bench.flash_sale import open_sale
 from tests.support.api import ADMIN, bearer, unique
 from tests.support.processes import gunicorn, wait_until
 from tests.support.stack import Stack
@@ -122,20 +122,7 @@ def main() -> None:
             ADMIN,
             {"sku": unique("sku"), "name": "Tea", "price_cents": 1000, "stock": buyers},
         ).get_json()
-        now = datetime.now(UTC)
-        sale = call(
-            "POST",
-            "/api/v1/flash-sales",
-            ADMIN,
-            {
-                "goods_id": goods["id"],
-                "price_cents": 100,
-                "quantity": buyers,
-                "per_user_limit": 1,
-                "starts_at": (now - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "ends_at": (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            },
-        ).get_json()
+        sale = call("POST", "/api/v1/flash-sales", ADMIN, open_sale(goods["id"], buyers)).get_json()
         path = f"/api/v1/flash-sales/{sale['id']}/purchase"
 
         def purchase(token: str) -> Any:
@@ -162,17 +149,15 @@ def main() -> None:
                 )
             )
         engine = app_state.engine
+
+        def run_saga(saga_id: str) -> None:
+            engine.run_action(saga_id, "reserve_stock")
+            engine.run_action(saga_id, "create_payment")
+
         steps: list[float] = []
         with app.app_context(), counter.counting():
             for saga_id in sagas:
-                steps.append(
-                    _timed(
-                        lambda s=saga_id: (
-                            engine.run_action(s, "reserve_stock"),
-                            engine.run_action(s, "create_payment"),
-                        )
-                    )
-                )
+                steps.append(_timed(lambda s=saga_id: run_saga(s)))
         saga_instructions = counter.dump("saga")
         waiting = stack.sql(
             "SELECT count(*) AS n FROM orders WHERE flash_sale_id = :sale AND status = 'AWAITING_PAYMENT'",

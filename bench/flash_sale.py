@@ -29,6 +29,7 @@ import statistics
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from app.config import load_settings
 from bench.cpu import CpuUse, cpu_use
@@ -49,6 +50,19 @@ def sql_statements(stack: Stack, source: str) -> float:
     text = stack.call("GET", "/metrics").text
     match = re.search(rf'^ordersaga_sql_statements_total{{source="{re.escape(source)}"}} (\S+)$', text, re.M)
     return float(match.group(1)) if match else 0.0
+
+
+def open_sale(goods_id: str, units: int) -> dict[str, Any]:
+    """The body of a sale of `units` at 100 cents, one per buyer, open from now for an hour."""
+    now = datetime.now(UTC)
+    return {
+        "goods_id": goods_id,
+        "price_cents": 100,
+        "quantity": units,
+        "per_user_limit": 1,
+        "starts_at": (now - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "ends_at": (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
 
 
 @dataclass(frozen=True)
@@ -86,20 +100,7 @@ class Round:
 
 def one_round(stack: Stack, args: argparse.Namespace, tokens: list[str]) -> Round:
     goods = stack.goods(stock=args.units)
-    now = datetime.now(UTC)
-    sale = stack.ok(
-        "POST",
-        "/api/v1/flash-sales",
-        json={
-            "goods_id": goods["id"],
-            "price_cents": 100,
-            "quantity": args.units,
-            "per_user_limit": 1,
-            "starts_at": (now - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "ends_at": (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        },
-        headers=ADMIN,
-    )
+    sale = stack.ok("POST", "/api/v1/flash-sales", json=open_sale(goods["id"], args.units), headers=ADMIN)
     host, port = "127.0.0.1", stack.port
     here = f"{host}:{port}"
     healthz = request_bytes("GET", "/healthz", here)

@@ -101,6 +101,10 @@ class SagaEngine:
                 "priority": priority,
             },
         )
+        waits_at = first if step is not None and step.is_wait else None  # that step shows RUNNING
+        status_at = {index: STEP_SKIPPED for index in skipped}
+        if waits_at is not None:
+            status_at[waits_at] = STEP_RUNNING
         uow.connection.execute(
             insert(SAGA_STEPS),
             [
@@ -109,13 +113,9 @@ class SagaEngine:
                     "position": index,
                     "name": each.name,
                     "kind": ACTION,
-                    "status": STEP_SKIPPED
-                    if index in skipped
-                    else STEP_RUNNING
-                    if index == first and each.is_wait
-                    else STEP_PENDING,
+                    "status": status_at.get(index, STEP_PENDING),
                     "attempts": 0,
-                    "started_at": now if index == first and each.is_wait else None,
+                    "started_at": now if index == waits_at else None,
                     "finished_at": now if index in skipped else None,
                 }
                 for index, each in enumerate(definition.steps)
@@ -153,7 +153,7 @@ class SagaEngine:
             self._start(saga, row)
             ctx = SagaContext(saga.id, saga.order_id)
             if step.remote is None and step.prepare is None:
-                self._run_local(uow, definition, saga, step, position, started)
+                self._run_local(uow, definition, saga, step, row, position, started)
                 return
             prepared = step.prepare(uow, ctx) if step.prepare is not None else None
             uow.commit()
@@ -185,6 +185,7 @@ class SagaEngine:
         definition: SagaDefinition,
         saga: Saga,
         step: Step,
+        row: SagaStep,
         position: int,
         started: float,
     ) -> None:
@@ -194,11 +195,9 @@ class SagaEngine:
         If it fails, the transaction is rolled back, so the start is recorded on its own, as the
         two-transaction path would have left it; failures then go the usual way.
         """
-        saga_id, order_id = saga.id, saga.order_id
+        saga_id = saga.id  # read now: the rollback expires the saga's attributes
         try:
-            row = saga.step(step.name, ACTION)
-            assert row is not None
-            self._succeed(uow, definition, saga, step, row, position, SagaContext(saga_id, order_id))
+            self._succeed(uow, definition, saga, step, row, position, SagaContext(saga_id, saga.order_id))
             uow.commit()
         except BusinessFailure as failure:
             uow.rollback()
@@ -206,7 +205,7 @@ class SagaEngine:
             self._fail_forward(definition, step, position, saga_id, failure.reason)
             self._count(step.name, ACTION, "business_failure", started)
             return
-        except Exception:
+        except Exception:  # not swallowed: recorded as started, then raised for the task to retry
             uow.rollback()
             self._record_start(saga_id, step, position)
             raise

@@ -136,7 +136,7 @@ def admit(uow: UnitOfWork, sale: SaleTerms, user_id: str, quantity: int) -> str:
     Plain INSERTs, not ORM objects: a sale's winners all arrive at its first moment, each before
     its answer, and the ORM's flush of their rows was a third of a winner's CPU.
     """
-    insert_ = pg_insert if uow.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert_ = pg_insert if uow.connection.dialect.name == "postgresql" else sqlite_insert
     upsert = (
         insert_(BUYERS)
         .values(sale_id=sale.id, user_id=user_id, units=quantity)
