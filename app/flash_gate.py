@@ -1,15 +1,25 @@
 """The flash-sale gate: one Lua script in Redis decides a purchase attempt atomically.
 
 It checks, in order: the buyer's rate, the sale window, the quantity against the per-buyer
-limit, the buyer's count, and the remaining units; then takes the units. Losers are answered
-from Redis alone. Its state is a cache of SQL (quantity - admitted, per-buyer units), rebuilt
-from SQL whenever Redis has lost it; SQL also caps admissions by itself, so a lost or stale gate
-can turn buyers away wrongly for a moment but never oversell.
+limit, the buyer's count, the remaining units, and the pace of the winners' sagas; then takes
+the units. Losers are answered from Redis alone.
+
+Its state is a cache of SQL (quantity - admitted, per-buyer units), rebuilt from SQL whenever
+Redis has lost it; SQL also caps admissions by itself, so a lost or stale gate can turn buyers
+away wrongly for a moment but never oversell.
+
+The pace: each winner's saga may start `1 / sagas_per_second` after the previous winner's (or
+now, if that is past). A burst of winners thus runs its sagas at a steady rate rather than all
+at once, and leaves the API the CPU it needs for the rest of the burst. A winner whose saga
+would wait longer than `max_wait_ms` is turned away as `busy` before it takes a unit: the
+shedding of DESIGN.md's "Bounded under load", measured where the backlog waits. The pace is
+not rebuilt after a Redis loss: it restarts from now.
 
 Keys (hash-tagged by sale, so a Redis Cluster keeps a sale's keys together):
     fs:{id}           hash: starts_ms, ends_ms, limit, remaining
     fs:{id}:buyers    hash: user id -> units held
     fs:{id}:restored  set: orders whose units were given back (so that happens once)
+    fs:pace           string: when the next winner's saga may start (ms), across all sales
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ NOT_ACTIVE = "not-active"
 RATE_LIMITED = "rate-limited"
 TOO_MANY = "too-many"  # more than per_user_limit in one purchase: a validation error
 MISSING = "missing"  # the gate has no state for this sale: rebuild it from SQL
+BUSY = "busy"  # the winners' sagas already wait longer than the bound: shed this one
 TOKEN_UNKNOWN = "token-unknown"  # the buyer's token hash is not cached: check it in SQL, cache it
 UNAUTHORIZED = "unauthorized"  # the token does not match the cached hash
 
@@ -36,7 +47,9 @@ local sale = KEYS[1]
 local buyers = KEYS[2]
 local rate_key = KEYS[3]
 local token_key = KEYS[4]
+local pace = KEYS[5]
 local now, user, qty, rate_limit = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local interval, max_wait = tonumber(ARGV[6]), tonumber(ARGV[7])
 local cached = redis.call('GET', token_key)
 if not cached then return 'token-unknown' end
 if cached ~= ARGV[5] then return 'unauthorized' end
@@ -51,9 +64,13 @@ if qty > limit then return 'too-many' end
 local held = tonumber(redis.call('HGET', buyers, user) or '0')
 if held + qty > limit then return 'limit-exceeded' end
 if tonumber(s[4]) < qty then return 'sold-out' end
+local start = math.max(now, tonumber(redis.call('GET', pace) or '0'))
+if start - now > max_wait then return 'busy' end
+local after = start + interval
+redis.call('SET', pace, string.format('%.3f', after), 'PX', math.ceil(after - now) + 1000)
 redis.call('HINCRBY', sale, 'remaining', -qty)
 redis.call('HINCRBY', buyers, user, qty)
-return 'admitted'
+return math.floor(start)
 """
 
 # Give units back: once per order when `order` is given, unconditionally (an undo) when empty.
@@ -82,6 +99,9 @@ class SaleSnapshot:
     given_back: tuple[str, ...] = ()
 
 
+PACE_KEY = "fs:pace"
+
+
 def token_key(user_id: str) -> str:
     return f"tok:{{{user_id}}}"
 
@@ -91,25 +111,50 @@ def _keys(sale_id: str) -> tuple[str, str, str]:
     return base, f"{base}:buyers", f"{base}:restored"
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """The gate's answer: an outcome, and for a winner when its saga may start (epoch ms)."""
+
+    outcome: str
+    start_ms: int = 0
+
+
 class FlashGate:
-    def __init__(self, client: redis.Redis[str], rate_per_second: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis[str],
+        rate_per_second: int,
+        sagas_per_second: int,
+        max_waiting_sagas: int,
+    ) -> None:
         self.client = client
         self.rate_per_second = rate_per_second
+        self.interval_ms = 1000 / sagas_per_second
+        self.max_wait_ms = max_waiting_sagas * self.interval_ms
         self._admit = client.register_script(ADMIT)
         self._give_back = client.register_script(GIVE_BACK)
 
-    def try_admit(self, sale_id: str, user_id: str, token_hash: str, quantity: int, now_ms: int) -> str:
-        """One round trip: the buyer's token (against its cached hash), rate, window, limits."""
+    def try_admit(self, sale_id: str, user_id: str, token_hash: str, quantity: int, now_ms: int) -> Attempt:
+        """One round trip: the buyer's token (against its cached hash), rate, window, limits, pace."""
         sale, buyers, _ = _keys(sale_id)
         rate_key = f"fs:rate:{{{user_id}}}:{now_ms // 1000}"
-        # The rate and token keys live in other slots than the sale's keys: fine on one Redis,
-        # which is what the service runs; a Cluster deployment would split this call.
-        return str(
-            self._admit(
-                keys=[sale, buyers, rate_key, token_key(user_id)],
-                args=[now_ms, user_id, quantity, self.rate_per_second, token_hash],
-            )
+        # The rate, token and pace keys live in other slots than the sale's keys: fine on one
+        # Redis, which is what the service runs; a Cluster deployment would split this call.
+        reply = self._admit(
+            keys=[sale, buyers, rate_key, token_key(user_id), PACE_KEY],
+            args=[
+                now_ms,
+                user_id,
+                quantity,
+                self.rate_per_second,
+                token_hash,
+                self.interval_ms,
+                self.max_wait_ms,
+            ],
         )
+        if isinstance(reply, int):
+            return Attempt(ADMITTED, reply)
+        return Attempt(str(reply))
 
     def cache_token(self, user_id: str, token_hash: str, ttl_seconds: int = 24 * 3600) -> None:
         self.client.set(token_key(user_id), token_hash, ex=ttl_seconds)

@@ -44,7 +44,12 @@ class AppState:
 
     @cached_property
     def flash_gate(self) -> FlashGate:
-        return FlashGate(self.redis, self.settings.flash_rate_per_second)
+        return FlashGate(
+            self.redis,
+            self.settings.flash_rate_per_second,
+            sagas_per_second=self.settings.flash_sagas_per_second,
+            max_waiting_sagas=self.settings.flash_max_queue_depth,
+        )
 
     @cached_property
     def queue_probe(self) -> QueueProbe:

@@ -9,11 +9,14 @@ the gate's cost reads as a ratio.
 
     .venv/bin/python -m bench.flash_sale [--buyers 2000] [--attempts 20000] [--units 500]
                                          [--connections 64] [--rounds 3] [--api-workers 2]
+                                         [--saga-rate N] [--saga-nice N]
 
 Each round runs the trivial endpoint, a fresh sale, and refusals alone, back to back; the summary
 gives each round's figures and their medians, so that ratios compare runs side by side, where
 the two cores went in each phase (bench/cpu.py), and when the last acceptance came. The saga
-workers run at the service's ORDERSAGA_WORKER_NICE unless `--saga-nice` says otherwise.
+workers run at the service's ORDERSAGA_WORKER_NICE unless `--saga-nice` says otherwise, and the
+winners' sagas are paced at the service's ORDERSAGA_FLASH_SAGAS_PER_SECOND unless `--saga-rate`
+says otherwise.
 
 The client (bench/load.py) is one asyncio process on the same two cores as the server; it prints
 the share of a core it used.
@@ -26,6 +29,7 @@ import json
 import os
 import re
 import statistics
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -76,6 +80,7 @@ class Round:
     sql_in_sale: float  # statements of the purchase endpoint during the sale
     sql_in_refusals: float  # and during the refusals-only phase
     cpu: dict[str, CpuUse]  # per phase: where the cores went
+    settled_after: float  # seconds from the sale's start until every winner's saga awaited payment
 
     @property
     def accepted(self) -> list[Reply]:
@@ -126,6 +131,7 @@ def one_round(stack: Stack, args: argparse.Namespace, tokens: list[str]) -> Roun
         timeout=float(os.environ.get("BENCH_SETTLE_TIMEOUT", "300")),
         what="the sale's sagas to reach AWAITING_PAYMENT",
     )
+    settled_after = time.perf_counter() - sale_result.started
     # Only refusals now (the sale is sold out): every statement here would be a refusal's.
     with cpu_use() as refusals_cpu:
         refusals = blast(host, port, attempts[: args.attempts // 5], args.connections)
@@ -144,6 +150,7 @@ def one_round(stack: Stack, args: argparse.Namespace, tokens: list[str]) -> Roun
         sql_in_sale=sql_after_sale - sql_before,
         sql_in_refusals=sql_after_refusals - sql_after_sale,
         cpu={"trivial": trivial_cpu, "sale": sale_cpu, "refusals": refusals_cpu},
+        settled_after=settled_after,
     )
 
 
@@ -151,7 +158,8 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
     print(
         f"\nflash sale: {args.attempts} attempts by {args.buyers} buyers for {args.units} units, "
         f"{args.connections} keep-alive connections, {args.api_workers} gunicorn workers x "
-        f"{args.api_threads} threads, {args.saga_workers} saga worker processes at nice {args.saga_nice}; "
+        f"{args.api_threads} threads, {args.saga_workers} saga worker processes at nice {args.saga_nice}, "
+        f"flash sagas paced at {args.saga_rate}/s; "
         f"{len(rounds)} rounds, each a fresh sale"
     )
     print(
@@ -199,6 +207,8 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
         if r.accepted
     )
     print(f"\n  the last acceptance came after (per round): {winners}")
+    settled = ", ".join(f"{r.settled_after:.1f} s" for r in rounds)
+    print(f"  every winner's order awaited payment after (per round, polled): {settled}")
 
     accepted = [x for r in rounds for x in r.accepted]
     rejected = [x for r in rounds for x in r.rejected]
@@ -239,6 +249,12 @@ def main() -> None:
         default=load_settings({"ORDERSAGA_ENV": "development"}).worker_nice,
         help="ORDERSAGA_WORKER_NICE of the saga workers (default: the service's; 0: as the API)",
     )
+    parser.add_argument(
+        "--saga-rate",
+        type=int,
+        default=load_settings({"ORDERSAGA_ENV": "development"}).flash_sagas_per_second,
+        help="ORDERSAGA_FLASH_SAGAS_PER_SECOND: the pace of the winners' sagas (default: the service's)",
+    )
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
 
@@ -247,6 +263,7 @@ def main() -> None:
     stack = Stack(
         args.postgres,
         ORDERSAGA_FLASH_RATE_PER_SECOND="1000",
+        ORDERSAGA_FLASH_SAGAS_PER_SECOND=str(args.saga_rate),
         GUNICORN_THREADS=str(args.api_threads),
         ORDERSAGA_SWEEP_INTERVAL_SECONDS="60",
         ORDERSAGA_SAGA_STALE_SECONDS="120",

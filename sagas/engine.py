@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, insert, or_, select
 from sqlalchemy.orm import joinedload
 
 from app import metrics, outbox
@@ -70,11 +70,20 @@ class SagaEngine:
 
     # -- starting -----------------------------------------------------------------------------
 
-    def start(self, uow: UnitOfWork, saga_type: str, order_id: str, priority: int | None = None) -> str:
+    def start(
+        self,
+        uow: UnitOfWork,
+        saga_type: str,
+        order_id: str,
+        priority: int | None = None,
+        not_before: datetime | None = None,
+    ) -> str:
         """Create the saga in the caller's transaction and queue its first step; returns its id.
 
         `priority` is the broker priority of all its messages (flash-sale orders queue behind
-        ordinary ones, so that a sale cannot starve the shop).
+        ordinary ones, so that a sale cannot starve the shop). `not_before` delays the first
+        step (an ETA): a sale's winners are paced, so that a burst of them runs after the burst
+        instead of competing with it for the API's CPU and the database.
 
         The saga and its step rows go in as plain INSERTs, not through the ORM: every order and
         every flash-sale winner starts a saga before its answer, and the ORM's flush of these
@@ -99,6 +108,7 @@ class SagaEngine:
                 "created_at": now,
                 "updated_at": now,
                 "priority": priority,
+                "not_before": not_before,
             },
         )
         waits_at = first if step is not None and step.is_wait else None  # that step shows RUNNING
@@ -127,7 +137,9 @@ class SagaEngine:
             if step.on_wait is not None:
                 step.on_wait(uow, ctx)
             return saga_id
-        self._send_message(uow, definition.action_task(step), saga_id, order_id, step.queue, priority)
+        self._send_message(
+            uow, definition.action_task(step), saga_id, order_id, step.queue, priority, eta=not_before
+        )
         return saga_id
 
     # -- forward ------------------------------------------------------------------------------
@@ -539,13 +551,18 @@ class SagaEngine:
         """Send again the message of every saga that has not moved for `older_than`.
 
         If the message was only slow, the duplicate finds the saga moved on and does nothing.
-        Rows locked by someone else are skipped, so two sweeps at once are harmless.
+        Rows locked by someone else are skipped, so two sweeps at once are harmless. A paced saga
+        counts from the time its first step was due, not from its start.
         """
         cutoff = self.clock() - older_than
         with self.new_uow() as uow:
             sagas = uow.session.scalars(
                 select(Saga)
-                .where(Saga.status.in_((RUNNING, COMPENSATING)), Saga.updated_at < cutoff)
+                .where(
+                    Saga.status.in_((RUNNING, COMPENSATING)),
+                    Saga.updated_at < cutoff,
+                    or_(Saga.not_before.is_(None), Saga.not_before < cutoff),
+                )
                 .order_by(Saga.updated_at)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
@@ -608,10 +625,17 @@ class SagaEngine:
 
     @staticmethod
     def _send_message(
-        uow: UnitOfWork, task: str, saga_id: str, order_id: str, queue: str, priority: int | None
+        uow: UnitOfWork,
+        task: str,
+        saga_id: str,
+        order_id: str,
+        queue: str,
+        priority: int | None,
+        eta: datetime | None = None,
     ) -> None:
         # saga_id and order_id as keyword arguments: Flower's search finds a saga's tasks by id.
-        outbox.add(uow, task, {"saga_id": saga_id, "order_id": order_id}, queue, priority=priority)
+        kwargs = {"saga_id": saga_id, "order_id": order_id}
+        outbox.add(uow, task, kwargs, queue, eta=eta, priority=priority)
 
     @staticmethod
     def _count(step: str, kind: str, outcome: str, started: float | None = None) -> None:

@@ -52,6 +52,9 @@ class Saga(Base):
     # The broker priority of this saga's messages (None: the default, served first on Redis).
     priority: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = created_at_column()
+    # A paced saga's first step is sent to run at this time (flash sales): the sweep counts the
+    # saga stale only from then on.
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Last progress: the sweep re-drives sagas whose updated_at is older than the stale limit.
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
 

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from app.db import UnitOfWork
 from app.flash_gate import (
     ADMITTED,
+    BUSY,
     LIMIT_EXCEEDED,
     MISSING,
     NOT_ACTIVE,
@@ -45,7 +46,7 @@ from app.services.errors import (
     Unauthorized,
 )
 from app.services.lookup import find, order_row
-from app.timeutil import utcnow
+from app.timeutil import from_epoch_ms, utcnow
 from sagas.engine import SagaEngine
 from sagas.models import ACTION, STEP_PENDING, STEP_RUNNING, Saga, SagaStep
 
@@ -358,23 +359,25 @@ def purchase(
     if user_id is None:
         raise Unauthorized("The bearer token is not valid.")
     token_hash = users.hash_token(token)
-    outcome = gate.try_admit(sale_id, user_id, token_hash, quantity, now_ms)
-    if outcome == TOKEN_UNKNOWN:
+    attempt = gate.try_admit(sale_id, user_id, token_hash, quantity, now_ms)
+    if attempt.outcome == TOKEN_UNKNOWN:
         with new_uow() as uow:
             if users.authenticate(uow, token) is None:
                 raise Unauthorized("The bearer token is not valid.")
         gate.cache_token(user_id, token_hash)
-        outcome = gate.try_admit(sale_id, user_id, token_hash, quantity, now_ms)
-    if outcome == MISSING:
+        attempt = gate.try_admit(sale_id, user_id, token_hash, quantity, now_ms)
+    if attempt.outcome == MISSING:
         _rebuild(gate, new_uow, sale_id)
-        outcome = gate.try_admit(sale_id, user_id, token_hash, quantity, now_ms)
-    if outcome != ADMITTED:
-        raise _refusal(outcome)
+        attempt = gate.try_admit(sale_id, user_id, token_hash, quantity, now_ms)
+    if attempt.outcome != ADMITTED:
+        raise _refusal(attempt.outcome)
+    # The saga starts when the gate's pace says; a winner with nobody ahead starts at once.
+    not_before = from_epoch_ms(attempt.start_ms) if attempt.start_ms > now_ms else None
     try:
         with new_uow() as uow:
             sale = sale_terms(uow, sale_id)
             order_id = admit(uow, sale, user_id, quantity)
-            engine.start(uow, ORDER_SAGA, order_id, priority=FLASH_PRIORITY)
+            engine.start(uow, ORDER_SAGA, order_id, priority=FLASH_PRIORITY, not_before=not_before)
             take_units(uow, sale, quantity)
             uow.commit()
     except BaseException:
@@ -407,5 +410,6 @@ def _refusal(outcome: str) -> ServiceError:
         LIMIT_EXCEEDED: LimitExceeded("That would take you past this sale's per-user limit."),
         NOT_ACTIVE: NotActive("The sale has not started, or has ended."),
         RATE_LIMITED: RateLimited("Too many purchase attempts; slow down."),
+        BUSY: Overloaded("The sale's orders are queued deeper than the workers can drain soon; retry later."),
     }
     return refusals.get(outcome, Overloaded(f"The sale gate answered {outcome!r}."))

@@ -11,10 +11,14 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
 from app import create_app
+from app.flash_gate import PACE_KEY
+from app.models import OutboxMessage
 from app.state import state
+from app.timeutil import as_utc
+from sagas.models import Saga
 from tests.support.api import ADMIN, assert_problem, bearer, create_goods, create_user
 from tests.support.databases import truncate_all
 from tests.support.env import settings_for
@@ -171,3 +175,64 @@ def test_purchases_are_shed_when_the_saga_queue_is_too_deep(shedding_app: Flask,
     finally:
         broker.delete("inventory")
         broker.close()
+
+
+@pytest.fixture
+def paced_app(pg_url: str, redis_url: str) -> Iterator[Flask]:
+    """One saga every 200 ms, and at most 2 sagas' worth of waiting (400 ms)."""
+    flask_app = create_app(
+        settings_for(
+            pg_url, redis_url, ORDERSAGA_FLASH_SAGAS_PER_SECOND="5", ORDERSAGA_FLASH_MAX_QUEUE_DEPTH="2"
+        )
+    )
+    flask_app.extensions["ordersaga"].db.after_commit = None  # the messages stay in the outbox
+    broker = redis.Redis.from_url(redis_url)
+    broker.delete(PACE_KEY)  # no earlier test's winners ahead of these
+    yield flask_app
+    broker.delete(PACE_KEY)
+    broker.close()
+    flask_app.extensions["ordersaga"].db.engine.dispose()
+    truncate_all(pg_url)
+
+
+def _first_steps(flask_app: Flask) -> dict[str, tuple[datetime | None, datetime | None]]:
+    """Per order: its saga's not_before and the ETA of the first step's message."""
+    with state(flask_app).db.uow() as uow:
+        rows = uow.session.execute(
+            select(Saga.order_id, Saga.not_before, OutboxMessage.eta)
+            .join(OutboxMessage, OutboxMessage.kwargs["saga_id"].as_string() == Saga.id)
+            .where(OutboxMessage.task == "orders.saga.reserve_stock")
+        ).all()
+    return {order_id: (not_before, eta) for order_id, not_before, eta in rows}
+
+
+def test_a_burst_of_winners_starts_its_sagas_at_the_configured_pace(paced_app: Flask) -> None:
+    client = paced_app.test_client()
+    sale = make_sale(client, quantity=5)
+    buyers = [create_user(client) for _ in range(3)]
+    before = datetime.now(UTC)
+    answers = [buy(client, sale, buyer) for buyer in buyers]
+    assert [a.status_code for a in answers] == [202, 202, 202]
+    steps = _first_steps(paced_app)
+    first, second, third = (steps[a.get_json()["order_id"]] for a in answers)
+    assert first == (None, None)  # nobody ahead: it starts at once
+    starts = []
+    for not_before, eta in (second, third):
+        assert not_before is not None and eta is not None
+        assert as_utc(eta) == as_utc(not_before)  # the first step's message carries it as its ETA
+        starts.append(as_utc(not_before))
+    assert starts[0] >= before + timedelta(milliseconds=199)
+    assert abs((starts[1] - starts[0]).total_seconds() - 0.2) < 0.002
+
+
+def test_a_winner_whose_saga_would_wait_too_long_is_shed_and_keeps_nothing(paced_app: Flask) -> None:
+    client = paced_app.test_client()
+    sale = make_sale(client, quantity=5)
+    buyers = [create_user(client) for _ in range(4)]
+    answers = [buy(client, sale, buyer) for buyer in buyers]
+    assert [a.status_code for a in answers[:3]] == [202, 202, 202]  # waits of 0, 200 and 400 ms
+    assert_problem(answers[3], 503, "overloaded")  # 600 ms: beyond the bound
+    assert int(answers[3].headers["Retry-After"]) >= 1
+    assert client.get(f"/api/v1/flash-sales/{sale['id']}").get_json()["remaining"] == 2
+    with state(paced_app).db.uow() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(Saga)) == 3

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
 
+from app.config import load_settings
 from scripts.servers import Server
 from tests.support.processes import wait_until
 from tests.support.stack import Stack, running_stack
@@ -162,3 +164,30 @@ def test_a_sale_backlog_does_not_starve_ordinary_orders(stack: Stack) -> None:
     assert ahead <= 4, f"{ahead} of 40 flash orders reserved before the ordinary order"
     for answer in answers:
         stack.wait_order(answer.json()["order_id"], timeout=120)
+
+
+def test_a_burst_of_winners_runs_its_sagas_at_the_pace_and_each_completes(stack: Stack) -> None:
+    """At the service's default pace, each winner's first step waits for its own start time on a
+    real worker (an ETA task), and none starts before it."""
+    interval = 1 / load_settings(stack.env).flash_sagas_per_second
+    flash = sale(stack, quantity=12)
+    buyers = [stack.user() for _ in range(12)]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(lambda b: buy(stack, flash, b), buyers))
+    assert [a.status_code for a in answers] == [202] * 12
+    for answer in answers:
+        assert stack.wait_order(answer.json()["order_id"])["status"] == "AWAITING_PAYMENT"
+    rows = stack.sql(
+        """SELECT s.not_before, step.started_at FROM sagas s
+           JOIN orders o ON o.id = s.order_id
+           JOIN saga_steps step ON step.saga_id = s.id AND step.name = 'reserve_stock'
+                                AND step.kind = 'action'
+           WHERE o.flash_sale_id = :sale ORDER BY s.not_before NULLS FIRST""",
+        sale=flash["id"],
+    )
+    paced = [row for row in rows if row.not_before is not None]
+    assert len(paced) >= 11  # only a winner with nobody ahead starts at once
+    gaps = [(b.not_before - a.not_before).total_seconds() for a, b in pairwise(paced)]
+    assert all(interval - 0.001 <= gap <= interval + 0.001 for gap in gaps), gaps
+    early = [row for row in paced if row.started_at < row.not_before - timedelta(milliseconds=10)]
+    assert early == [], "a paced step ran before its start time"

@@ -5,14 +5,17 @@ A fake provider stands in for the network; everything else (services, engine, da
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.models import Coupon, Order, Payment, User
 from app.payments.port import PaymentStatus, ProviderPayment, ProviderUnavailable
 from app.services import inventory, orders
+from app.timeutil import utcnow
+from sagas.models import Saga
 from tests.support.world import World
 
 
@@ -187,3 +190,19 @@ def test_a_local_step_that_says_no_is_recorded_as_tried_and_compensates(world: W
     assert saga.status == "COMPENSATING"
     assert world.read(Order, order_id).status == "CANCELLING"
     assert world.stock() == (10, 0, 0)
+
+
+def test_the_sweep_counts_a_paced_saga_stale_only_from_its_start_time(world: World) -> None:
+    """A flash-sale winner's saga may wait minutes for its turn: re-driving it earlier would
+    undo the pace (and send its first step twice)."""
+    _, saga_id = world.place(coupon=False)
+    with world.db.uow() as uow:
+        saga = uow.session.get(Saga, saga_id)
+        assert saga is not None
+        saga.not_before = utcnow() + timedelta(minutes=5)
+        uow.commit()
+    assert world.engine.redrive_stale(timedelta(seconds=-60)) == 0  # untouched for "a minute"
+    with world.db.uow() as uow:
+        uow.session.execute(update(Saga).where(Saga.id == saga_id).values(not_before=utcnow()))
+        uow.commit()
+    assert world.engine.redrive_stale(timedelta(seconds=-60)) == 1
