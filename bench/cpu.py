@@ -23,7 +23,8 @@ KINDS: list[tuple[str, Callable[[str], bool]]] = [
 ]
 
 
-def _by_kind() -> dict[str, float]:
+def by_kind() -> dict[str, float]:
+    """CPU seconds used so far by each kind of process (those that ended included)."""
     seconds: dict[str, float] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -63,9 +64,9 @@ class CpuUse:
 @contextmanager
 def cpu_use() -> Iterator[CpuUse]:
     """Measure the enclosed phase. Processes that start and end inside it are not counted."""
-    before, idle_before = _by_kind(), _idle()
+    before, idle_before = by_kind(), _idle()
     use = CpuUse()
     yield use
-    after, idle_after = _by_kind(), _idle()
+    after, idle_after = by_kind(), _idle()
     use.seconds = {k: after[k] - before.get(k, 0.0) for k in after if after[k] - before.get(k, 0.0) > 0.005}
     use.idle = idle_after - idle_before
