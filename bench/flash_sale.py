@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.config import load_settings
+from app.config import MAX_FLASH_WAIT_SECONDS, load_settings
 from bench.cpu import CpuUse, cpu_use
 from bench.load import Reply, Result, blast, request_bytes
 from tests.support.api import ADMIN
@@ -66,6 +66,21 @@ def open_sale(goods_id: str, units: int) -> dict[str, Any]:
         "per_user_limit": 1,
         "starts_at": (now - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "ends_at": (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def sale_settings(saga_rate: int) -> dict[str, str]:
+    """The service's settings for a bench sale: buyers are not rate-limited (the client reuses
+    2,000 tokens for 20,000 attempts), and the sweep runs at the service's own pace, not the
+    tests' fast one (with a backlog of sagas, a 1-second sweep re-driving sagas idle for 3
+    seconds floods the queues with duplicates). The bound on waiting sagas shrinks with a slow
+    pace, so that it stays within what the settings allow."""
+    return {
+        "ORDERSAGA_FLASH_RATE_PER_SECOND": "1000",
+        "ORDERSAGA_FLASH_SAGAS_PER_SECOND": str(saga_rate),
+        "ORDERSAGA_FLASH_MAX_QUEUE_DEPTH": str(min(10_000, saga_rate * MAX_FLASH_WAIT_SECONDS)),
+        "ORDERSAGA_SWEEP_INTERVAL_SECONDS": "60",
+        "ORDERSAGA_SAGA_STALE_SECONDS": "120",
     }
 
 
@@ -258,16 +273,7 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
 
-    # The service's own sweep settings, not the tests' fast ones: with a backlog of sagas, a
-    # 1-second sweep re-driving sagas idle for 3 seconds floods the queues with duplicates.
-    stack = Stack(
-        args.postgres,
-        ORDERSAGA_FLASH_RATE_PER_SECOND="1000",
-        ORDERSAGA_FLASH_SAGAS_PER_SECOND=str(args.saga_rate),
-        GUNICORN_THREADS=str(args.api_threads),
-        ORDERSAGA_SWEEP_INTERVAL_SECONDS="60",
-        ORDERSAGA_SAGA_STALE_SECONDS="120",
-    )
+    stack = Stack(args.postgres, GUNICORN_THREADS=str(args.api_threads), **sale_settings(args.saga_rate))
     try:
         stack.processes["api"] = gunicorn(
             stack.env, stack.workdir, stack.port, workers=args.api_workers

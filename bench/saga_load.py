@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from bench.cpu import by_kind, cpu_use
-from bench.flash_sale import open_sale
+from bench.flash_sale import open_sale, sale_settings
 from tests.support.api import ADMIN
 from tests.support.processes import celery_worker, gunicorn, wait_until
 from tests.support.stack import Stack
@@ -51,14 +51,7 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
 
-    stack = Stack(
-        args.postgres,
-        ORDERSAGA_FLASH_RATE_PER_SECOND="1000",
-        ORDERSAGA_FLASH_SAGAS_PER_SECOND=str(args.saga_rate),
-        ORDERSAGA_FLASH_MAX_QUEUE_DEPTH=str(min(10_000, args.saga_rate * 1500)),
-        ORDERSAGA_SWEEP_INTERVAL_SECONDS="60",
-        ORDERSAGA_SAGA_STALE_SECONDS="120",
-    )
+    stack = Stack(args.postgres, **sale_settings(args.saga_rate))
     try:
         stack.processes["api"] = gunicorn(stack.env, stack.workdir, stack.port, workers=2).start()
         wait_until(stack._ready, timeout=60, what="the API")
