@@ -162,11 +162,11 @@ class SagaEngine:
                 self._begin_compensation(uow, definition, saga, saga.abort_reason or "cancelled")
                 uow.commit()
                 return
-            self._start(saga, row)
             ctx = SagaContext(saga.id, saga.order_id)
             if step.remote is None and step.prepare is None:
                 self._run_local(uow, definition, saga, step, row, position, started)
                 return
+            self._start(saga, row)
             prepared = step.prepare(uow, ctx) if step.prepare is not None else None
             uow.commit()
 
@@ -204,12 +204,18 @@ class SagaEngine:
         """A step that calls nothing outside: its start, its effect and the next message commit
         in the one transaction, instead of a first one that marks it RUNNING.
 
-        If it fails, the transaction is rolled back, so the start is recorded on its own, as the
-        two-transaction path would have left it; failures then go the usual way.
+        The start is recorded after the effect, so that the saga's and the step's rows are
+        written once, at commit, not once when the effect's first query flushes the start and
+        again at commit. If the step fails, the transaction is rolled back, and the start is
+        recorded on its own, as the two-transaction path would have left it; failures then go
+        the usual way.
         """
         saga_id = saga.id  # read now: the rollback expires the saga's attributes
         try:
-            self._succeed(uow, definition, saga, step, row, position, SagaContext(saga_id, saga.order_id))
+            if step.action is not None:
+                step.action(uow, SagaContext(saga_id, saga.order_id))
+            self._start(saga, row)
+            self._succeed(uow, definition, saga, row, position)
             uow.commit()
         except BusinessFailure as failure:
             uow.rollback()
@@ -236,22 +242,20 @@ class SagaEngine:
                 uow.commit()
 
     def _succeed(
-        self,
-        uow: UnitOfWork,
-        definition: SagaDefinition,
-        saga: Saga,
-        step: Step,
-        row: SagaStep,
-        position: int,
-        ctx: SagaContext,
+        self, uow: UnitOfWork, definition: SagaDefinition, saga: Saga, row: SagaStep, position: int
     ) -> None:
-        """The action's effect, the record that it SUCCEEDED and the next message: one transaction."""
-        if step.action is not None:
-            step.action(uow, ctx)
-        row.status = STEP_SUCCEEDED
-        row.finished_at = self.clock()
-        row.error = None
-        self._advance(uow, definition, saga, position + 1)
+        """After the action's effect, in its transaction: the record that it SUCCEEDED, and the
+        next message.
+
+        Without autoflush: what comes next reads the order (a step's condition, a wait step's
+        hook), and each read would first write the saga's and the step's rows, which are written
+        again at commit. Those reads never depend on the saga's own pending changes.
+        """
+        with uow.session.no_autoflush:
+            row.status = STEP_SUCCEEDED
+            row.finished_at = self.clock()
+            row.error = None
+            self._advance(uow, definition, saga, position + 1)
 
     def _apply_action(self, definition: SagaDefinition, step: Step, position: int, ctx: SagaContext) -> bool:
         """Apply the action and move on, in one transaction.
@@ -273,7 +277,9 @@ class SagaEngine:
                 self._begin_compensation(uow, definition, saga, saga.abort_reason or "cancelled")
                 uow.commit()
                 return True
-            self._succeed(uow, definition, saga, step, row, position, ctx)
+            if step.action is not None:
+                step.action(uow, ctx)
+            self._succeed(uow, definition, saga, row, position)
             uow.commit()
             return False
 

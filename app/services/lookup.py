@@ -35,12 +35,21 @@ def order_row(session: Session, order_id: str, lock: bool = False) -> Order | No
     unchanged rows weakly, so an order read for one column and dropped was read again by the
     next lookup: four times in one saga transaction. Bulk updates of orders therefore keep the
     session's copy in step (`synchronize_session="evaluate"`).
+
+    A flash saga's two steps ask for their order seven times, and the session's own `get` is
+    not cheap even when it has the order, so a lookup without a lock answers from the orders
+    this session holds. That is the object `get` would return: the same row of the same session.
     """
+    held: dict[str, Order] = session.info.setdefault(_HELD_ORDERS, {})
+    if not lock:
+        kept = held.get(order_id)
+        if kept is not None and kept in session:
+            return kept
     options = (lazyload(Order.items), lazyload(Order.payment), lazyload(Order.saga))
     if lock:  # the row lock, and fresh values even if the session has the order already
         order = session.get(Order, order_id, options=options, with_for_update=True, populate_existing=True)
     else:
         order = session.get(Order, order_id, options=options)
     if order is not None:
-        session.info.setdefault(_HELD_ORDERS, set()).add(order)
+        held[order_id] = order
     return order
