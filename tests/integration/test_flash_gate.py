@@ -179,10 +179,11 @@ def test_purchases_are_shed_when_the_saga_queue_is_too_deep(shedding_app: Flask,
 
 @pytest.fixture
 def paced_app(pg_url: str, redis_url: str) -> Iterator[Flask]:
-    """One saga every 200 ms, and at most 2 sagas' worth of waiting (400 ms)."""
+    """One saga a second, and at most 2 sagas' worth of waiting (2 s): slow enough that these
+    tests' purchases, a few milliseconds apart, all fall within one pace."""
     flask_app = create_app(
         settings_for(
-            pg_url, redis_url, ORDERSAGA_FLASH_SAGAS_PER_SECOND="5", ORDERSAGA_FLASH_MAX_QUEUE_DEPTH="2"
+            pg_url, redis_url, ORDERSAGA_FLASH_SAGAS_PER_SECOND="1", ORDERSAGA_FLASH_MAX_QUEUE_DEPTH="2"
         )
     )
     flask_app.extensions["ordersaga"].db.after_commit = None  # the messages stay in the outbox
@@ -221,8 +222,8 @@ def test_a_burst_of_winners_starts_its_sagas_at_the_configured_pace(paced_app: F
         assert not_before is not None and eta is not None
         assert as_utc(eta) == as_utc(not_before)  # the first step's message carries it as its ETA
         starts.append(as_utc(not_before))
-    assert starts[0] >= before + timedelta(milliseconds=199)
-    assert abs((starts[1] - starts[0]).total_seconds() - 0.2) < 0.002
+    assert starts[0] >= before + timedelta(milliseconds=999)
+    assert abs((starts[1] - starts[0]).total_seconds() - 1) < 0.002
 
 
 def test_a_winner_whose_saga_would_wait_too_long_is_shed_and_keeps_nothing(paced_app: Flask) -> None:
@@ -230,8 +231,8 @@ def test_a_winner_whose_saga_would_wait_too_long_is_shed_and_keeps_nothing(paced
     sale = make_sale(client, quantity=5)
     buyers = [create_user(client) for _ in range(4)]
     answers = [buy(client, sale, buyer) for buyer in buyers]
-    assert [a.status_code for a in answers[:3]] == [202, 202, 202]  # waits of 0, 200 and 400 ms
-    assert_problem(answers[3], 503, "overloaded")  # 600 ms: beyond the bound
+    assert [a.status_code for a in answers[:3]] == [202, 202, 202]  # waits of 0, 1 and 2 s
+    assert_problem(answers[3], 503, "overloaded")  # 3 s: beyond the bound
     assert int(answers[3].headers["Retry-After"]) >= 1
     assert client.get(f"/api/v1/flash-sales/{sale['id']}").get_json()["remaining"] == 2
     with state(paced_app).db.uow() as uow:
