@@ -86,6 +86,17 @@ return 1
 """
 
 
+# An admission that SQL then refused gives its pace slot back, if nobody's saga has started in
+# it yet: a database outage must not leave the pace full of slots that no saga uses.
+PACE_BACK = """
+local pace, now, interval = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+local after = tonumber(redis.call('GET', pace) or '0') - interval
+if after < now then return 0 end
+redis.call('SET', pace, string.format('%.3f', after), 'PX', math.ceil(after - now) + 1000)
+return 1
+"""
+
+
 @dataclass(frozen=True)
 class SaleSnapshot:
     """What the gate needs of a sale, read from SQL."""
@@ -100,6 +111,7 @@ class SaleSnapshot:
 
 
 PACE_KEY = "fs:pace"
+MAX_WAIT_MS = 1500 * 1000  # the longest a winner's saga may wait for its turn
 
 
 def token_key(user_id: str) -> str:
@@ -130,9 +142,13 @@ class FlashGate:
         self.client = client
         self.rate_per_second = rate_per_second
         self.interval_ms = 1000 / sagas_per_second
-        self.max_wait_ms = max_waiting_sagas * self.interval_ms
+        # A paced saga waits in a worker as an unacknowledged ETA task: it must start before the
+        # broker hands it to another worker (Redis's visibility timeout is over an hour) or gives
+        # up on the consumer (RabbitMQ's consumer_timeout is 30 minutes).
+        self.max_wait_ms = min(max_waiting_sagas * self.interval_ms, MAX_WAIT_MS)
         self._admit = client.register_script(ADMIT)
         self._give_back = client.register_script(GIVE_BACK)
+        self._pace_back = client.register_script(PACE_BACK)
 
     def try_admit(self, sale_id: str, user_id: str, token_hash: str, quantity: int, now_ms: int) -> Attempt:
         """One round trip: the buyer's token (against its cached hash), rate, window, limits, pace."""
@@ -159,9 +175,11 @@ class FlashGate:
     def cache_token(self, user_id: str, token_hash: str, ttl_seconds: int = 24 * 3600) -> None:
         self.client.set(token_key(user_id), token_hash, ex=ttl_seconds)
 
-    def undo(self, sale_id: str, user_id: str, quantity: int) -> None:
-        """The SQL write after an admission failed: give the units straight back."""
+    def undo(self, sale_id: str, user_id: str, quantity: int, now_ms: int) -> None:
+        """The SQL write after an admission failed: give the units and the pace slot straight
+        back."""
         self._give_back(keys=list(_keys(sale_id)), args=[user_id, quantity, ""])
+        self._pace_back(keys=[PACE_KEY], args=[now_ms, self.interval_ms])
 
     def give_back(self, sale_id: str, order_id: str, user_id: str, quantity: int) -> bool:
         """A flash order was cancelled: its units return to the sale, once per order."""

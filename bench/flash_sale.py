@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.config import MAX_FLASH_WAIT_SECONDS, load_settings
+from app.config import load_settings
 from bench.cpu import CpuUse, cpu_use
 from bench.load import Reply, Result, blast, request_bytes
 from tests.support.api import ADMIN
@@ -73,12 +73,10 @@ def sale_settings(saga_rate: int) -> dict[str, str]:
     """The service's settings for a bench sale: buyers are not rate-limited (the client reuses
     2,000 tokens for 20,000 attempts), and the sweep runs at the service's own pace, not the
     tests' fast one (with a backlog of sagas, a 1-second sweep re-driving sagas idle for 3
-    seconds floods the queues with duplicates). The bound on waiting sagas shrinks with a slow
-    pace, so that it stays within what the settings allow."""
+    seconds floods the queues with duplicates)."""
     return {
         "ORDERSAGA_FLASH_RATE_PER_SECOND": "1000",
         "ORDERSAGA_FLASH_SAGAS_PER_SECOND": str(saga_rate),
-        "ORDERSAGA_FLASH_MAX_QUEUE_DEPTH": str(min(10_000, saga_rate * MAX_FLASH_WAIT_SECONDS)),
         "ORDERSAGA_SWEEP_INTERVAL_SECONDS": "60",
         "ORDERSAGA_SAGA_STALE_SECONDS": "120",
     }

@@ -30,7 +30,7 @@ from app.db import UnitOfWork
 from app.ids import new_id
 from app.services.errors import Conflict, NotFound
 from app.services.lookup import find
-from app.timeutil import utcnow
+from app.timeutil import as_utc, utcnow
 from sagas.definition import BusinessFailure, SagaContext, SagaDefinition, Step
 from sagas.models import (
     ACTION,
@@ -185,11 +185,16 @@ class SagaEngine:
             step.remote_compensation(SagaContext(saga_id, ctx.order_id, remote_result))
         self._count(step.name, ACTION, "stale" if orphaned else "succeeded", started)
 
-    def _start(self, saga: Saga, row: SagaStep) -> None:
+    def _start(self, saga: Saga, row: SagaStep, at: datetime | None = None) -> None:
         row.status = STEP_RUNNING
         row.attempts += 1
-        row.started_at = row.started_at or self.clock()
+        row.started_at = row.started_at or at or self.clock()
         self._touch(saga)
+
+    @staticmethod
+    def _act(step: Step, uow: UnitOfWork, ctx: SagaContext) -> None:
+        if step.action is not None:
+            step.action(uow, ctx)
 
     def _run_local(
         self,
@@ -211,10 +216,10 @@ class SagaEngine:
         the usual way.
         """
         saga_id = saga.id  # read now: the rollback expires the saga's attributes
+        began = self.clock()
         try:
-            if step.action is not None:
-                step.action(uow, SagaContext(saga_id, saga.order_id))
-            self._start(saga, row)
+            self._act(step, uow, SagaContext(saga_id, saga.order_id))
+            self._start(saga, row, began)
             self._succeed(uow, definition, saga, row, position)
             uow.commit()
         except BusinessFailure as failure:
@@ -249,7 +254,8 @@ class SagaEngine:
 
         Without autoflush: what comes next reads the order (a step's condition, a wait step's
         hook), and each read would first write the saga's and the step's rows, which are written
-        again at commit. Those reads never depend on the saga's own pending changes.
+        again at commit. Conditions and hooks read the order, never the saga's rows; the one path
+        that reloads rows (compensation) flushes first.
         """
         with uow.session.no_autoflush:
             row.status = STEP_SUCCEEDED
@@ -277,8 +283,7 @@ class SagaEngine:
                 self._begin_compensation(uow, definition, saga, saga.abort_reason or "cancelled")
                 uow.commit()
                 return True
-            if step.action is not None:
-                step.action(uow, ctx)
+            self._act(step, uow, ctx)
             self._succeed(uow, definition, saga, row, position)
             uow.commit()
             return False
@@ -302,6 +307,7 @@ class SagaEngine:
         self._touch(saga)
         if saga.cancel_requested and position < len(definition.steps):
             saga.position = position
+            uow.session.flush()  # compensation reloads the order: nothing pending may be lost
             self._begin_compensation(uow, definition, saga, saga.abort_reason or "cancelled")
             return
         ctx = SagaContext(saga.id, saga.order_id)
@@ -362,13 +368,14 @@ class SagaEngine:
         False if it is already compensating or finished (nothing to do).
         """
         saga, definition = self._lock(uow, saga_id)
-        if saga.status == RUNNING:
+        step = definition.steps[saga.position]
+        not_started = self._waits_for_its_turn(saga, saga.step(step.name, ACTION))
+        if saga.status == RUNNING and not not_started:
             saga.cancel_requested = True
             saga.abort_reason = saga.abort_reason or reason
             return True
-        step = definition.steps[saga.position]
         waiting = step.is_wait and saga.status == step.wait_status
-        if waiting or (saga.status == FAILED and saga.failed_kind == ACTION):
+        if waiting or not_started or (saga.status == FAILED and saga.failed_kind == ACTION):
             row = saga.step(step.name, ACTION)
             if row is not None and waiting:
                 row.status = STEP_FAILED
@@ -379,6 +386,18 @@ class SagaEngine:
             self._begin_compensation(uow, definition, saga, reason)
             return True
         return False
+
+    def _waits_for_its_turn(self, saga: Saga, row: SagaStep | None) -> bool:
+        """A paced saga whose first step is not due yet, and has not started: it may wait
+        minutes, and nothing of it has been applied, so a cancellation undoes it at once rather
+        than when its turn comes (its units go back to the sale now)."""
+        return (
+            saga.status == RUNNING
+            and saga.not_before is not None
+            and as_utc(saga.not_before) > self.clock()
+            and row is not None
+            and row.status == STEP_PENDING
+        )
 
     # -- backward -----------------------------------------------------------------------------
 

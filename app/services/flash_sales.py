@@ -381,7 +381,7 @@ def purchase(
             take_units(uow, sale, quantity)
             uow.commit()
     except BaseException:
-        gate.undo(sale_id, user_id, quantity)
+        gate.undo(sale_id, user_id, quantity, now_ms)
         raise
     return order_id
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,9 +17,11 @@ from sqlalchemy import event, func, select
 from app import create_app
 from app.flash_gate import PACE_KEY
 from app.models import OutboxMessage
+from app.services import flash_sales
 from app.state import state
 from app.timeutil import as_utc
 from sagas.models import Saga
+from sagas.order_saga import GIVE_BACK_TASK
 from tests.support.api import ADMIN, assert_problem, bearer, create_goods, create_user
 from tests.support.databases import truncate_all
 from tests.support.env import settings_for
@@ -237,3 +240,57 @@ def test_a_winner_whose_saga_would_wait_too_long_is_shed_and_keeps_nothing(paced
     assert client.get(f"/api/v1/flash-sales/{sale['id']}").get_json()["remaining"] == 2
     with state(paced_app).db.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(Saga)) == 3
+
+
+def test_a_winner_that_sql_refuses_gives_its_pace_slot_back(
+    paced_app: Flask, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Otherwise a database outage would fill the pace with slots no saga uses, and turn buyers
+    away as busy long after the database is back."""
+    client = paced_app.test_client()
+    sale = make_sale(client, quantity=5)
+    buyers = [create_user(client) for _ in range(2)]
+    assert buy(client, sale, buyers[0]).status_code == 202  # the next saga may start 1 s on
+    broker = redis.Redis.from_url(redis_url)
+    pace = broker.get(PACE_KEY)
+
+    def database_down(*_args: Any, **_kwargs: Any) -> str:
+        raise RuntimeError("the database is down")
+
+    monkeypatch.setattr(flash_sales, "admit", database_down)
+    app_state = state(paced_app)
+    with pytest.raises(RuntimeError):
+        flash_sales.purchase(
+            app_state.flash_gate,
+            app_state.db.uow,
+            app_state.engine,
+            buyers[1]["token"],
+            sale["id"],
+            1,
+            int(time.time() * 1000),
+        )
+    assert broker.get(PACE_KEY) == pace
+    assert app_state.flash_gate.remaining(sale["id"]) == 4  # the unit went back too
+    broker.close()
+
+
+def test_cancelling_a_winner_still_waiting_for_its_turn_cancels_it_at_once(paced_app: Flask) -> None:
+    """Its saga might not start for minutes; nothing of it has been applied, so it is undone now
+    and its unit goes back to the sale (the give-back message is queued with the cancellation)."""
+    client = paced_app.test_client()
+    sale = make_sale(client, quantity=5)
+    first, second = (create_user(client) for _ in range(2))
+    assert buy(client, sale, first).status_code == 202
+    waiting = buy(client, sale, second).get_json()["order_id"]  # its saga may start 1 s on
+    cancelled = client.post(f"/api/v1/orders/{waiting}/cancel", headers=bearer(second["token"]))
+    assert cancelled.status_code == 202
+    order = client.get(f"/api/v1/orders/{waiting}", headers=bearer(second["token"])).get_json()
+    assert (order["status"], order["cancel_reason"]) == ("CANCELLED", "user_cancelled")
+    saga = client.get(f"/api/v1/admin/sagas/{order['saga']['id']}", headers=ADMIN).get_json()
+    assert saga["status"] == "COMPENSATED"
+    assert {s["status"] for s in saga["steps"]} == {"SKIPPED"}
+    with state(paced_app).db.uow() as uow:
+        give_back = uow.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.task == GIVE_BACK_TASK)
+        ).all()
+    assert [m.kwargs["order_id"] for m in give_back] == [waiting]

@@ -201,8 +201,10 @@ def test_the_sweep_counts_a_paced_saga_stale_only_from_its_start_time(world: Wor
         assert saga is not None
         saga.not_before = utcnow() + timedelta(minutes=5)
         uow.commit()
-    assert world.engine.redrive_stale(timedelta(seconds=-60)) == 0  # untouched for "a minute"
+    # With a stale limit of zero, a saga that has not moved since before now is stale...
+    assert world.engine.redrive_stale(timedelta(0)) == 0  # ...unless its turn has not come yet
     with world.db.uow() as uow:
-        uow.session.execute(update(Saga).where(Saga.id == saga_id).values(not_before=utcnow()))
+        past = utcnow() - timedelta(seconds=1)
+        uow.session.execute(update(Saga).where(Saga.id == saga_id).values(not_before=past))
         uow.commit()
-    assert world.engine.redrive_stale(timedelta(seconds=-60)) == 1
+    assert world.engine.redrive_stale(timedelta(0)) == 1
