@@ -10,7 +10,8 @@ away wrongly for a moment but never oversell.
 
 The pace: each winner's saga may start `1 / sagas_per_second` after the previous winner's (or
 now, if that is past). A burst of winners thus runs its sagas at a steady rate rather than all
-at once, and leaves the API the CPU it needs for the rest of the burst. A winner whose saga
+at once, so the load a sale puts on the workers and the database does not grow with its size
+(docs/benchmarks.md, session 5). A winner whose saga
 would wait longer than `max_wait_ms` is turned away as `busy` before it takes a unit: the
 shedding of DESIGN.md's "Bounded under load", measured where the backlog waits. The pace is
 not rebuilt after a Redis loss: it restarts from now.

@@ -82,8 +82,8 @@ class SagaEngine:
 
         `priority` is the broker priority of all its messages (flash-sale orders queue behind
         ordinary ones, so that a sale cannot starve the shop). `not_before` delays the first
-        step (an ETA): a sale's winners are paced, so that a burst of them runs after the burst
-        instead of competing with it for the API's CPU and the database.
+        step (an ETA): a sale's winners are paced, so that a burst of them reaches the workers and
+        the database at a steady rate.
 
         The saga and its step rows go in as plain INSERTs, not through the ORM: every order and
         every flash-sale winner starts a saga before its answer, and the ORM's flush of these
