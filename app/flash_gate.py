@@ -11,10 +11,10 @@ away wrongly for a moment but never oversell.
 The pace: each winner's saga may start `1 / sagas_per_second` after the previous winner's (or
 now, if that is past). A burst of winners thus runs its sagas at a steady rate rather than all
 at once, so the load a sale puts on the workers and the database does not grow with its size
-(docs/benchmarks.md, session 5). A winner whose saga
-would wait longer than `max_wait_ms` is turned away as `busy` before it takes a unit: the
-shedding of DESIGN.md's "Bounded under load", measured where the backlog waits. The pace is
-not rebuilt after a Redis loss: it restarts from now.
+(docs/benchmarks.md, session 5). A winner whose saga would wait longer than `max_wait_ms` is
+turned away as `busy` before it takes a unit: the shedding of DESIGN.md's "Bounded under load",
+measured where the backlog waits. The pace is not rebuilt after a Redis loss: it restarts from
+now.
 
 Keys (hash-tagged by sale, so a Redis Cluster keeps a sale's keys together):
     fs:{id}           hash: starts_ms, ends_ms, limit, remaining
@@ -42,6 +42,9 @@ MISSING = "missing"  # the gate has no state for this sale: rebuild it from SQL
 BUSY = "busy"  # the winners' sagas already wait longer than the bound: shed this one
 TOKEN_UNKNOWN = "token-unknown"  # the buyer's token hash is not cached: check it in SQL, cache it
 UNAUTHORIZED = "unauthorized"  # the token does not match the cached hash
+
+PACE_KEY = "fs:pace"
+MAX_WAIT_MS = 1500 * 1000  # the longest a winner's saga may wait for its turn
 
 ADMIT = """
 local sale = KEYS[1]
@@ -109,10 +112,6 @@ class SaleSnapshot:
     remaining: int
     buyers: Mapping[str, int]
     given_back: tuple[str, ...] = ()
-
-
-PACE_KEY = "fs:pace"
-MAX_WAIT_MS = 1500 * 1000  # the longest a winner's saga may wait for its turn
 
 
 def token_key(user_id: str) -> str:

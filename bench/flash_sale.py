@@ -247,6 +247,7 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    service = load_settings({"ORDERSAGA_ENV": "development"})  # the service's defaults
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--buyers", type=int, default=2000)
     parser.add_argument("--attempts", type=int, default=20000)
@@ -259,13 +260,13 @@ def main() -> None:
     parser.add_argument(
         "--saga-nice",
         type=int,
-        default=load_settings({"ORDERSAGA_ENV": "development"}).worker_nice,
+        default=service.worker_nice,
         help="ORDERSAGA_WORKER_NICE of the saga workers (default: the service's; 0: as the API)",
     )
     parser.add_argument(
         "--saga-rate",
         type=int,
-        default=load_settings({"ORDERSAGA_ENV": "development"}).flash_sagas_per_second,
+        default=service.flash_sagas_per_second,
         help="ORDERSAGA_FLASH_SAGAS_PER_SECOND: the pace of the winners' sagas (default: the service's)",
     )
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

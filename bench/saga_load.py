@@ -31,16 +31,15 @@ def settled(kinds: tuple[str, ...] = ("saga workers", "beat"), timeout: float = 
         seconds = by_kind()
         return sum(seconds.get(kind, 0.0) for kind in kinds)
 
+    deadline = time.monotonic() + timeout
     before = used()
-
-    def quiet() -> bool:
-        nonlocal before
+    while time.monotonic() < deadline:
         time.sleep(0.5)
         now = used()
-        calm, before = now - before < 0.02, now
-        return calm
-
-    wait_until(quiet, timeout=timeout, interval=0, what="the workers and beat to finish starting")
+        if now - before < 0.02:
+            return
+        before = now
+    raise AssertionError(f"the workers and beat were still starting after {timeout:.0f} s")
 
 
 def main() -> None:

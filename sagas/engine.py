@@ -369,14 +369,14 @@ class SagaEngine:
         """
         saga, definition = self._lock(uow, saga_id)
         step = definition.steps[saga.position]
-        not_started = self._waits_for_its_turn(saga, saga.step(step.name, ACTION))
-        if saga.status == RUNNING and not not_started:
+        row = saga.step(step.name, ACTION)
+        before_its_turn = self._waits_for_its_turn(saga, row)
+        if saga.status == RUNNING and not before_its_turn:
             saga.cancel_requested = True
             saga.abort_reason = saga.abort_reason or reason
             return True
         waiting = step.is_wait and saga.status == step.wait_status
-        if waiting or not_started or (saga.status == FAILED and saga.failed_kind == ACTION):
-            row = saga.step(step.name, ACTION)
+        if waiting or before_its_turn or (saga.status == FAILED and saga.failed_kind == ACTION):
             if row is not None and waiting:
                 row.status = STEP_FAILED
                 row.error = reason
