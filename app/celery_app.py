@@ -22,6 +22,7 @@ from app.broker import QUEUES
 from app.config import Settings
 from app.logs import install_filter, request_id_var
 from app.state import state
+from tasks import flash as flash_tasks
 from tasks import saga as saga_tasks
 from tasks.consumer import patch_redis_channel
 from tasks.relay import OutboxRelay
@@ -68,6 +69,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": "orders.sweep",
                 "schedule": float(settings.sweep_interval_seconds),
                 "options": {"queue": "orders", "expires": float(settings.sweep_interval_seconds)},
+            },
+            # A flash sale's winners' sagas, sent when their turn comes and buyers are not rushing.
+            "flash-release": {
+                "task": flash_tasks.RELEASE_TASK,
+                "schedule": flash_tasks.RELEASE_EVERY_SECONDS,
+                "options": {"queue": "orders", "expires": flash_tasks.RELEASE_EVERY_SECONDS},
             },
             # The sandbox provider's own backstop for webhooks it could not hand to the broker.
             "sandbox-redeliver": {

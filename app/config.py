@@ -53,6 +53,8 @@ class Settings:
     flash_rate_per_second: int = 5
     flash_max_queue_depth: int = 10_000
     flash_sagas_per_second: int = 25
+    flash_rush_attempts_per_second: int = 500
+    flash_rush_hold_seconds: int = 30
     worker_nice: int = 10
     used_development_secrets: bool = False
 
@@ -84,6 +86,21 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
         return default
     if not re.fullmatch(r"[0-9]{1,9}", raw) or int(raw) <= 0:
         raise ConfigError(f"{name} must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+def _rush_hold(environ: Mapping[str, str], stale_seconds: int) -> int:
+    """Shorter than the stale limit, or the sweep would re-drive a held saga as stuck before its
+    hold was over; unset, 30 s or half the stale limit, whichever is less. 0: never hold."""
+    name = "ORDERSAGA_FLASH_RUSH_HOLD_SECONDS"
+    raw = _get(environ, name)
+    if raw is None:
+        return min(30, stale_seconds // 2)
+    if not re.fullmatch(r"[0-9]{1,9}", raw) or int(raw) >= stale_seconds:
+        raise ConfigError(
+            f"{name} must be a whole number of seconds below ORDERSAGA_SAGA_STALE_SECONDS "
+            f"({stale_seconds}), got {raw!r}"
+        )
     return int(raw)
 
 
@@ -148,6 +165,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     currency = _get(environ, "ORDERSAGA_CURRENCY") or "CNY"
     if not re.fullmatch(r"[A-Z]{3}", currency):
         raise ConfigError(f"ORDERSAGA_CURRENCY must be a 3-letter ISO 4217 code, got {currency!r}")
+    saga_stale_seconds = _positive_int(environ, "ORDERSAGA_SAGA_STALE_SECONDS", 120)
     admin_token, dev1 = _secret(environ, "ORDERSAGA_ADMIN_TOKEN", env)
     api_key, dev2 = _secret(environ, "ORDERSAGA_SANDBOX_API_KEY", env)
     webhook_secret, dev3 = _secret(environ, "ORDERSAGA_SANDBOX_WEBHOOK_SECRET", env)
@@ -160,7 +178,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         public_url=public_url,
         payment_timeout_seconds=_positive_int(environ, "ORDERSAGA_PAYMENT_TIMEOUT_SECONDS", 900),
         sweep_interval_seconds=_positive_int(environ, "ORDERSAGA_SWEEP_INTERVAL_SECONDS", 60),
-        saga_stale_seconds=_positive_int(environ, "ORDERSAGA_SAGA_STALE_SECONDS", 120),
+        saga_stale_seconds=saga_stale_seconds,
         payment_provider=_choice(environ, "ORDERSAGA_PAYMENT_PROVIDER", "sandbox", PAYMENT_PROVIDERS),
         sandbox_api_key=api_key,
         sandbox_webhook_secret=webhook_secret,
@@ -170,6 +188,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         flash_rate_per_second=_positive_int(environ, "ORDERSAGA_FLASH_RATE_PER_SECOND", 5),
         flash_max_queue_depth=_positive_int(environ, "ORDERSAGA_FLASH_MAX_QUEUE_DEPTH", 10_000),
         flash_sagas_per_second=_positive_int(environ, "ORDERSAGA_FLASH_SAGAS_PER_SECOND", 25),
+        flash_rush_attempts_per_second=_positive_int(
+            environ, "ORDERSAGA_FLASH_RUSH_ATTEMPTS_PER_SECOND", 500
+        ),
+        flash_rush_hold_seconds=_rush_hold(environ, saga_stale_seconds),
         worker_nice=_nice(environ, "ORDERSAGA_WORKER_NICE", 10),
         used_development_secrets=dev1 or dev2 or dev3,
     )

@@ -16,11 +16,17 @@ turned away as `busy` before it takes a unit: the shedding of DESIGN.md's "Bound
 measured where the backlog waits. The pace is not rebuilt after a Redis loss: it restarts from
 now.
 
+The rush: the script counts attempts per second, across all sales. While buyers arrive faster
+than a threshold, the releaser holds the winners' sagas back (tasks/flash.py), so that the
+workers and the database leave the cores to answering buyers; the sagas run once the rush has
+passed.
+
 Keys (hash-tagged by sale, so a Redis Cluster keeps a sale's keys together):
     fs:{id}           hash: starts_ms, ends_ms, limit, remaining
     fs:{id}:buyers    hash: user id -> units held
     fs:{id}:restored  set: orders whose units were given back (so that happens once)
     fs:pace           string: when the next winner's saga may start (ms), across all sales
+    fs:rush:{second}  string: purchase attempts in that second (epoch), across all sales
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ UNAUTHORIZED = "unauthorized"  # the token does not match the cached hash
 
 PACE_KEY = "fs:pace"
 MAX_WAIT_MS = 1500 * 1000  # the longest a winner's saga may wait for its turn
+RUSH_KEY = "fs:rush:{}"  # by epoch second
 
 ADMIT = """
 local sale = KEYS[1]
@@ -52,8 +59,10 @@ local buyers = KEYS[2]
 local rate_key = KEYS[3]
 local token_key = KEYS[4]
 local pace = KEYS[5]
+local rush = KEYS[6]
 local now, user, qty, rate_limit = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local interval, max_wait = tonumber(ARGV[6]), tonumber(ARGV[7])
+if redis.call('INCR', rush) == 1 then redis.call('PEXPIRE', rush, 3000) end
 local cached = redis.call('GET', token_key)
 if not cached then return 'token-unknown' end
 if cached ~= ARGV[5] then return 'unauthorized' end
@@ -142,9 +151,7 @@ class FlashGate:
         self.client = client
         self.rate_per_second = rate_per_second
         self.interval_ms = 1000 / sagas_per_second
-        # A paced saga waits in a worker as an unacknowledged ETA task: it must start before the
-        # broker hands it to another worker (Redis's visibility timeout is over an hour) or gives
-        # up on the consumer (RabbitMQ's consumer_timeout is 30 minutes).
+        # A buyer told 202 should get a payment link within minutes, not hours.
         self.max_wait_ms = min(max_waiting_sagas * self.interval_ms, MAX_WAIT_MS)
         self._admit = client.register_script(ADMIT)
         self._give_back = client.register_script(GIVE_BACK)
@@ -154,10 +161,10 @@ class FlashGate:
         """One round trip: the buyer's token (against its cached hash), rate, window, limits, pace."""
         sale, buyers, _ = _keys(sale_id)
         rate_key = f"fs:rate:{{{user_id}}}:{now_ms // 1000}"
-        # The rate, token and pace keys live in other slots than the sale's keys: fine on one
+        # The rate, token, pace and rush keys live in other slots than the sale's keys: fine on one
         # Redis, which is what the service runs; a Cluster deployment would split this call.
         reply = self._admit(
-            keys=[sale, buyers, rate_key, token_key(user_id), PACE_KEY],
+            keys=[sale, buyers, rate_key, token_key(user_id), PACE_KEY, RUSH_KEY.format(now_ms // 1000)],
             args=[
                 now_ms,
                 user_id,
@@ -171,6 +178,12 @@ class FlashGate:
         if isinstance(reply, int):
             return Attempt(ADMITTED, reply)
         return Attempt(str(reply))
+
+    def rushing(self, attempts_per_second: int, now_ms: int) -> bool:
+        """Did buyers make at least this many attempts in this second so far, or the last one?"""
+        second = now_ms // 1000
+        counts = self.client.mget([RUSH_KEY.format(second), RUSH_KEY.format(second - 1)])
+        return max(int(count or 0) for count in counts) >= attempts_per_second
 
     def cache_token(self, user_id: str, token_hash: str, ttl_seconds: int = 24 * 3600) -> None:
         self.client.set(token_key(user_id), token_hash, ex=ttl_seconds)

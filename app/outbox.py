@@ -26,9 +26,11 @@ def add(
     queue: str,
     eta: datetime | None = None,
     priority: int | None = None,
+    held: bool = False,
 ) -> OutboxMessage:
     """Insert the message now, as a plain INSERT: it is never changed in this transaction, so it
-    need not wait for (and weigh on) the ORM's flush. The returned copy is what the relay sends."""
+    need not wait for (and weigh on) the ORM's flush. The returned copy is what the relay sends
+    after commit, unless the message is `held`: then the releaser sends it when due."""
     request_id = request_id_var.get()
     values: dict[str, Any] = {
         "task": task,
@@ -37,8 +39,10 @@ def add(
         "eta": eta,
         "priority": priority,
         "request_id": None if request_id == "-" else request_id,
+        "held": held,
     }
     inserted = uow.connection.execute(insert(OUTBOX), values)
     message = OutboxMessage(id=inserted.inserted_primary_key[0], **values)  # type: ignore[index]
-    uow.outbox.append(message)
+    if not held:
+        uow.outbox.append(message)
     return message

@@ -81,9 +81,10 @@ class SagaEngine:
         """Create the saga in the caller's transaction and queue its first step; returns its id.
 
         `priority` is the broker priority of all its messages (flash-sale orders queue behind
-        ordinary ones, so that a sale cannot starve the shop). `not_before` delays the first
-        step (an ETA): a sale's winners are paced, so that a burst of them reaches the workers and
-        the database at a steady rate.
+        ordinary ones, so that a sale cannot starve the shop). `not_before` makes the first
+        step's message a held one, due then: the flash-sale releaser sends it when it is due and
+        the sale is not in a rush, so that a burst of winners reaches the workers and the
+        database at a steady rate, and after the rush rather than during it.
 
         The saga and its step rows go in as plain INSERTs, not through the ORM: every order and
         every flash-sale winner starts a saga before its answer, and the ORM's flush of these
@@ -138,7 +139,14 @@ class SagaEngine:
                 step.on_wait(uow, ctx)
             return saga_id
         self._send_message(
-            uow, definition.action_task(step), saga_id, order_id, step.queue, priority, eta=not_before
+            uow,
+            definition.action_task(step),
+            saga_id,
+            order_id,
+            step.queue,
+            priority,
+            eta=not_before,
+            held=not_before is not None,
         )
         return saga_id
 
@@ -657,10 +665,11 @@ class SagaEngine:
         queue: str,
         priority: int | None,
         eta: datetime | None = None,
+        held: bool = False,
     ) -> None:
         # saga_id and order_id as keyword arguments: Flower's search finds a saga's tasks by id.
         kwargs = {"saga_id": saga_id, "order_id": order_id}
-        outbox.add(uow, task, kwargs, queue, eta=eta, priority=priority)
+        outbox.add(uow, task, kwargs, queue, eta=eta, priority=priority, held=held)
 
     @staticmethod
     def _count(step: str, kind: str, outcome: str, started: float | None = None) -> None:

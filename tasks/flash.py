@@ -1,11 +1,36 @@
-"""Flash-sale tasks: giving a cancelled order's units back to the Redis gate."""
+"""Flash-sale tasks: releasing the winners' sagas, and giving a cancelled order's units back to
+the Redis gate."""
 
 from __future__ import annotations
 
+import time
+
 from celery import shared_task
 
+from app.services import flash_sales
 from app.state import state
 from sagas.order_saga import GIVE_BACK_TASK
+
+RELEASE_TASK = "orders.flash.release"
+RELEASE_EVERY_SECONDS = 1.0  # beat sends RELEASE_TASK this often
+
+
+@shared_task(name=RELEASE_TASK, acks_late=False, ignore_result=True)
+def release() -> int:
+    """A lost or expired tick only delays the sagas to the next one (or, at worst, to the sweep)."""
+    app_state = state()
+    settings = app_state.settings
+    relay = app_state.relay
+    if relay is None:
+        return 0
+    return flash_sales.release_sagas(
+        app_state.flash_gate,
+        relay.release_due,
+        rush_attempts=settings.flash_rush_attempts_per_second,
+        hold_seconds=settings.flash_rush_hold_seconds,
+        per_tick=max(1, round(settings.flash_sagas_per_second * RELEASE_EVERY_SECONDS)),
+        now_ms=int(time.time() * 1000),
+    )
 
 
 @shared_task(

@@ -1,14 +1,15 @@
 """The outbox relay: sends committed outbox messages to the broker.
 
 It runs right after each commit (for speed) and from the sweep (for messages the broker could
-not take at the time). No database transaction is open while it talks to the broker; a message
-sent twice (a crash between sending and marking) is harmless because every task is idempotent.
+not take at the time); held messages (a flash winner's first saga step) wait for `release_due`.
+No database transaction is open while it talks to the broker; a message sent twice (a crash
+between sending and marking) is harmless because every task is idempotent.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery import Celery
 from sqlalchemy import Table, select, update
@@ -34,12 +35,38 @@ class OutboxRelay:
             messages = list(
                 uow.session.scalars(
                     select(OutboxMessage)
-                    .where(OutboxMessage.sent_at.is_(None), OutboxMessage.created_at < cutoff)
+                    .where(
+                        OutboxMessage.sent_at.is_(None),
+                        OutboxMessage.held.is_(False),
+                        OutboxMessage.created_at < cutoff,
+                    )
                     .order_by(OutboxMessage.id)
                     .limit(limit)
                 )
             )
         return self.send(messages)
+
+    def release_due(self, due_by: datetime, limit: int) -> int:
+        """Send up to `limit` held messages due by `due_by`, the earliest first.
+
+        They are claimed (no longer held) in one committed UPDATE, then sent as after a commit.
+        SKIP LOCKED lets two releasers run at once without sending a message twice; a releaser
+        that dies between its claim and its send leaves the messages to the sweep, as a commit
+        whose relay failed would."""
+        outbox: Table = OutboxMessage.__table__  # type: ignore[assignment]
+        due = (
+            select(outbox.c.id)
+            .where(outbox.c.held.is_(True), outbox.c.eta <= due_by)
+            .order_by(outbox.c.eta, outbox.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        claim = update(outbox).where(outbox.c.id.in_(due)).values(held=False).returning(*outbox.c)
+        with self.db.uow() as uow:
+            rows = uow.connection.execute(claim).mappings().all()
+            uow.commit()
+        # Due now: sent without an ETA, so the worker runs it rather than timing it.
+        return self.send([OutboxMessage(**{**row, "eta": None}) for row in rows])
 
     def send(self, messages: list[OutboxMessage]) -> int:
         """Send these messages; returns how many went out.

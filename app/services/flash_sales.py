@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -371,8 +371,9 @@ def purchase(
         attempt = gate.try_admit(sale_id, user_id, token_hash, quantity, now_ms)
     if attempt.outcome != ADMITTED:
         raise _refusal(attempt.outcome)
-    # The saga starts when the gate's pace says; a winner with nobody ahead starts at once.
-    not_before = from_epoch_ms(attempt.start_ms) if attempt.start_ms > now_ms else None
+    # The saga starts when the gate's pace says (now, for a winner with nobody ahead), and not
+    # during a rush of buyers: its first step is held for the releaser (tasks/flash.py).
+    not_before = from_epoch_ms(attempt.start_ms)
     try:
         with new_uow() as uow:
             sale = sale_terms(uow, sale_id)
@@ -384,6 +385,26 @@ def purchase(
         gate.undo(sale_id, user_id, quantity, now_ms)
         raise
     return order_id
+
+
+def release_sagas(
+    gate: FlashGate,
+    release_due: Callable[[datetime, int], int],
+    rush_attempts: int,
+    hold_seconds: int,
+    per_tick: int,
+    now_ms: int,
+) -> int:
+    """Send the winners' first steps whose turn has come, at most `per_tick` (the pace).
+
+    While buyers rush the gate (at least `rush_attempts` attempts a second), the sagas wait, up to
+    `hold_seconds` past their turn: every core then goes to answering buyers, and the sagas run
+    once the rush has passed. Returns how many went out.
+    """
+    due_by = from_epoch_ms(now_ms)
+    if gate.rushing(rush_attempts, now_ms):
+        due_by -= timedelta(seconds=hold_seconds)
+    return release_due(due_by, per_tick)
 
 
 def _rebuild(gate: FlashGate, new_uow: Callable[[], UnitOfWork], sale_id: str) -> None:

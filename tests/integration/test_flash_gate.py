@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, func, select
 
 from app import create_app
-from app.flash_gate import PACE_KEY
+from app.flash_gate import PACE_KEY, RUSH_KEY
 from app.models import OutboxMessage
 from app.services import flash_sales
 from app.state import state
@@ -218,15 +218,14 @@ def test_a_burst_of_winners_starts_its_sagas_at_the_configured_pace(paced_app: F
     answers = [buy(client, sale, buyer) for buyer in buyers]
     assert [a.status_code for a in answers] == [202, 202, 202]
     steps = _first_steps(paced_app)
-    first, second, third = (steps[a.get_json()["order_id"]] for a in answers)
-    assert first == (None, None)  # nobody ahead: it starts at once
     starts = []
-    for not_before, eta in (second, third):
+    for not_before, eta in (steps[a.get_json()["order_id"]] for a in answers):
         assert not_before is not None and eta is not None
         assert as_utc(eta) == as_utc(not_before)  # the first step's message carries it as its ETA
         starts.append(as_utc(not_before))
-    assert starts[0] >= before + timedelta(milliseconds=999)
+    assert before <= starts[0] <= before + timedelta(milliseconds=500)  # nobody ahead: now
     assert abs((starts[1] - starts[0]).total_seconds() - 1) < 0.002
+    assert abs((starts[2] - starts[1]).total_seconds() - 1) < 0.002
 
 
 def test_a_winner_whose_saga_would_wait_too_long_is_shed_and_keeps_nothing(paced_app: Flask) -> None:
@@ -294,3 +293,110 @@ def test_cancelling_a_winner_still_waiting_for_its_turn_cancels_it_at_once(paced
             select(OutboxMessage).where(OutboxMessage.task == GIVE_BACK_TASK)
         ).all()
     assert [m.kwargs["order_id"] for m in give_back] == [waiting]
+
+
+@pytest.fixture
+def rush_app(pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+    """One saga a second; 5 purchase attempts in a second make a rush, which holds a saga up to
+    60 s past its turn. What commits hand the relay, and what the relay would send, are recorded
+    (`app.extensions["handed"]`, `app.extensions["sent"]`) instead of going to the broker."""
+    flask_app = create_app(
+        settings_for(
+            pg_url,
+            redis_url,
+            ORDERSAGA_FLASH_SAGAS_PER_SECOND="1",
+            ORDERSAGA_FLASH_RUSH_ATTEMPTS_PER_SECOND="5",
+            ORDERSAGA_FLASH_RUSH_HOLD_SECONDS="60",
+        )
+    )
+    app_state = state(flask_app)
+    handed: list[OutboxMessage] = []
+    sent: list[OutboxMessage] = []
+    app_state.db.after_commit = handed.extend
+    assert app_state.relay is not None
+    monkeypatch.setattr(app_state.relay, "send", lambda messages: sent.extend(messages) or len(messages))
+    flask_app.extensions.update(handed=handed, sent=sent)
+    broker = redis.Redis.from_url(redis_url)
+    stale = [PACE_KEY, *broker.keys("fs:rush:*")]  # no earlier test's winners or attempts count here
+    broker.delete(*stale)
+    yield flask_app
+    broker.delete(PACE_KEY, *broker.keys("fs:rush:*"))
+    broker.close()
+    app_state.db.engine.dispose()
+    truncate_all(pg_url)
+
+
+def _release(flask_app: Flask, now: datetime) -> list[str]:
+    """One tick of the releaser at `now`: the order ids whose first step it sent."""
+    app_state = state(flask_app)
+    settings = app_state.settings
+    assert app_state.relay is not None
+    sent: list[OutboxMessage] = flask_app.extensions["sent"]
+    before = len(sent)
+    flash_sales.release_sagas(
+        app_state.flash_gate,
+        app_state.relay.release_due,
+        rush_attempts=settings.flash_rush_attempts_per_second,
+        hold_seconds=settings.flash_rush_hold_seconds,
+        per_tick=settings.flash_sagas_per_second,
+        now_ms=int(now.timestamp() * 1000),
+    )
+    return [message.kwargs["order_id"] for message in sent[before:]]
+
+
+def _not_before(flask_app: Flask, order_id: str) -> datetime:
+    with state(flask_app).db.uow() as uow:
+        value = uow.session.scalar(select(Saga.not_before).where(Saga.order_id == order_id))
+    assert value is not None
+    return as_utc(value)
+
+
+def test_a_winners_first_step_waits_in_the_outbox_and_goes_out_in_its_turn(rush_app: Flask) -> None:
+    client = rush_app.test_client()
+    sale = make_sale(client, quantity=5)
+    orders = [buy(client, sale, create_user(client)).get_json()["order_id"] for _ in range(3)]
+    assert rush_app.extensions["handed"] == []  # not sent after commit
+    relay = state(rush_app).relay
+    assert relay is not None
+    assert relay.send_overdue(older_than=timedelta(0)) == 0  # nor by the sweep
+    first_turn = _not_before(rush_app, orders[0])
+
+    assert _release(rush_app, first_turn - timedelta(milliseconds=1)) == []  # not its turn yet
+    # At 1.5 s the first two are due, but the pace is one saga a second: one a tick, earliest first.
+    assert _release(rush_app, first_turn + timedelta(milliseconds=1500)) == orders[:1]
+    assert _release(rush_app, first_turn + timedelta(milliseconds=1500)) == orders[1:2]
+    assert _release(rush_app, first_turn + timedelta(milliseconds=1500)) == []  # the third's is 2 s on
+    assert _release(rush_app, first_turn + timedelta(milliseconds=2000)) == orders[2:]
+    released: list[OutboxMessage] = rush_app.extensions["sent"]
+    assert [message.eta for message in released] == [None] * 3  # due: no ETA for the worker to time
+    assert {message.task for message in released} == {"orders.saga.reserve_stock"}
+    with state(rush_app).db.uow() as uow:
+        ids = [message.id for message in released]
+        held = uow.session.scalars(select(OutboxMessage.held).where(OutboxMessage.id.in_(ids)))
+        assert list(held) == [False] * 3  # released once: a second releaser skips them
+
+
+def test_while_buyers_rush_the_gate_a_saga_waits_until_the_rush_passes(rush_app: Flask) -> None:
+    client = rush_app.test_client()
+    sale = make_sale(client, quantity=5)
+    winner = create_user(client)
+    order = buy(client, sale, winner).get_json()["order_id"]
+    refused = [buy(client, sale, winner).status_code for _ in range(10)]  # 11 attempts: a rush
+    assert set(refused) <= {409, 429}
+    now = datetime.now(UTC)
+    assert _release(rush_app, now) == []  # its turn has come, but buyers are rushing
+    assert _release(rush_app, now + timedelta(seconds=3)) == [order]  # no attempts since: passed
+
+
+def test_a_rush_that_goes_on_holds_a_saga_only_up_to_the_hold(rush_app: Flask, redis_url: str) -> None:
+    client = rush_app.test_client()
+    sale = make_sale(client, quantity=5)
+    order = buy(client, sale, create_user(client)).get_json()["order_id"]
+    turn = _not_before(rush_app, order)
+    hold = timedelta(seconds=state(rush_app).settings.flash_rush_hold_seconds)
+    broker = redis.Redis.from_url(redis_url)
+    for second in range(int(turn.timestamp()), int((turn + hold).timestamp()) + 3):
+        broker.set(RUSH_KEY.format(second), 100, ex=300)  # buyers rush on for the whole hold
+    broker.close()
+    assert _release(rush_app, turn + hold - timedelta(seconds=1)) == []
+    assert _release(rush_app, turn + hold + timedelta(milliseconds=1)) == [order]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from itertools import pairwise
 from typing import Any
 
@@ -15,6 +15,7 @@ import redis
 from app.config import load_settings
 from app.flash_gate import PACE_KEY
 from scripts.servers import Server
+from tests.support.flash import buy, sale
 from tests.support.processes import wait_until
 from tests.support.stack import Stack, running_stack
 
@@ -23,39 +24,6 @@ from tests.support.stack import Stack, running_stack
 def stack(pg_server: Server) -> Iterator[Stack]:
     with running_stack(pg_server.url) as running:
         yield running
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def sale(
-    stack: Stack,
-    quantity: int,
-    limit: int = 1,
-    stock: int | None = None,
-    starts_in: float = -60,
-    lasts: float = 3600,
-) -> dict[str, Any]:
-    goods = stack.goods(stock=stock if stock is not None else quantity)
-    now = datetime.now(UTC)
-    body = {
-        "goods_id": goods["id"],
-        "price_cents": 500,
-        "quantity": quantity,
-        "per_user_limit": limit,
-        "starts_at": _iso(now + timedelta(seconds=starts_in)),
-        "ends_at": _iso(now + timedelta(seconds=starts_in + lasts)),
-    }
-    created = stack.ok("POST", "/api/v1/flash-sales", json=body)
-    created["goods"] = goods
-    return created
-
-
-def buy(stack: Stack, flash: dict[str, Any], user: dict[str, Any], quantity: int = 1) -> Any:
-    return stack.call(
-        "POST", f"/api/v1/flash-sales/{flash['id']}/purchase", user["token"], json={"quantity": quantity}
-    )
 
 
 def _conserved(stack: Stack, flash: dict[str, Any], total: int) -> dict[str, Any]:
