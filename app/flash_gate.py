@@ -16,10 +16,13 @@ turned away as `busy` before it takes a unit: the shedding of DESIGN.md's "Bound
 measured where the backlog waits. The pace is not rebuilt after a Redis loss: it restarts from
 now.
 
-The rush: the script counts attempts per second, across all sales. While buyers arrive faster
-than a threshold, the releaser holds the winners' sagas back (tasks/flash.py), so that the
-workers and the database leave the cores to answering buyers; the sagas run once the rush has
-passed.
+The rush: the script counts attempts per second, across all sales. While they come faster than
+`rush_attempts_per_second`, the releaser holds the winners' sagas back (tasks/flash.py), so
+that the workers and the database leave the cores to answering buyers; the sagas run once the
+rush has passed. A winner counts as `rush_attempts_per_second / sagas_per_second` attempts:
+winners arriving faster than their sagas are paced make a rush by themselves. (At a sale's
+start, when most attempts win and each takes a SQL transaction, buyers are answered more
+slowly than later, and their attempts alone would not show the rush.)
 
 Keys (hash-tagged by sale, so a Redis Cluster keeps a sale's keys together):
     fs:{id}           hash: starts_ms, ends_ms, limit, remaining
@@ -31,6 +34,7 @@ Keys (hash-tagged by sale, so a Redis Cluster keeps a sale's keys together):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -61,7 +65,7 @@ local token_key = KEYS[4]
 local pace = KEYS[5]
 local rush = KEYS[6]
 local now, user, qty, rate_limit = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local interval, max_wait = tonumber(ARGV[6]), tonumber(ARGV[7])
+local interval, max_wait, winner_weight = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 if redis.call('INCR', rush) == 1 then redis.call('PEXPIRE', rush, 3000) end
 local cached = redis.call('GET', token_key)
 if not cached then return 'token-unknown' end
@@ -83,6 +87,7 @@ local after = start + interval
 redis.call('SET', pace, string.format('%.3f', after), 'PX', math.ceil(after - now) + 1000)
 redis.call('HINCRBY', sale, 'remaining', -qty)
 redis.call('HINCRBY', buyers, user, qty)
+redis.call('INCRBY', rush, winner_weight - 1)
 return math.floor(start)
 """
 
@@ -147,10 +152,13 @@ class FlashGate:
         rate_per_second: int,
         sagas_per_second: int,
         max_waiting_sagas: int,
+        rush_attempts_per_second: int,
     ) -> None:
         self.client = client
         self.rate_per_second = rate_per_second
         self.interval_ms = 1000 / sagas_per_second
+        self.rush_attempts_per_second = rush_attempts_per_second
+        self.winner_weight = math.ceil(rush_attempts_per_second / sagas_per_second)
         # A buyer told 202 should get a payment link within minutes, not hours.
         self.max_wait_ms = min(max_waiting_sagas * self.interval_ms, MAX_WAIT_MS)
         self._admit = client.register_script(ADMIT)
@@ -173,17 +181,18 @@ class FlashGate:
                 token_hash,
                 self.interval_ms,
                 self.max_wait_ms,
+                self.winner_weight,
             ],
         )
         if isinstance(reply, int):
             return Attempt(ADMITTED, reply)
         return Attempt(str(reply))
 
-    def rushing(self, attempts_per_second: int, now_ms: int) -> bool:
-        """Did buyers make at least this many attempts in this second so far, or the last one?"""
+    def rushing(self, now_ms: int) -> bool:
+        """Did buyers rush the gate in this second so far, or in the last one?"""
         second = now_ms // 1000
         counts = self.client.mget([RUSH_KEY.format(second), RUSH_KEY.format(second - 1)])
-        return max(int(count or 0) for count in counts) >= attempts_per_second
+        return max(int(count or 0) for count in counts) >= self.rush_attempts_per_second
 
     def cache_token(self, user_id: str, token_hash: str, ttl_seconds: int = 24 * 3600) -> None:
         self.client.set(token_key(user_id), token_hash, ex=ttl_seconds)

@@ -94,6 +94,16 @@ class Round:
     sql_in_refusals: float  # and during the refusals-only phase
     cpu: dict[str, CpuUse]  # per phase: where the cores went
     settled_after: float  # seconds from the sale's start until every winner's saga awaited payment
+    sagas_in_sale: int  # winners' sagas whose first step started before the sale's last reply
+
+    def answered_per_second(self, seconds: int) -> list[int]:
+        """Purchase attempts answered in each of the sale's first `seconds` seconds."""
+        counts = [0] * seconds
+        for reply in self.sale.replies:
+            second = int(reply.done_at - self.sale.started)
+            if second < seconds:
+                counts[second] += 1
+        return counts
 
     @property
     def accepted(self) -> list[Reply]:
@@ -133,6 +143,7 @@ def one_round(stack: Stack, args: argparse.Namespace, tokens: list[str]) -> Roun
     sql_before = sql_statements(stack, PURCHASE_SOURCE)
     with cpu_use() as sale_cpu:
         sale_result = blast(host, port, attempts, args.connections)
+    sale_over = datetime.now(UTC)
     sql_after_sale = sql_statements(stack, PURCHASE_SOURCE)
     # The sale's sagas finish before refusals are measured alone, and before the next round.
     wait_until(
@@ -145,6 +156,14 @@ def one_round(stack: Stack, args: argparse.Namespace, tokens: list[str]) -> Roun
         what="the sale's sagas to reach AWAITING_PAYMENT",
     )
     settled_after = time.perf_counter() - sale_result.started
+    sagas_in_sale = stack.sql(
+        """SELECT count(*) AS n FROM saga_steps step
+           JOIN sagas s ON s.id = step.saga_id JOIN orders o ON o.id = s.order_id
+           WHERE o.flash_sale_id = :id AND step.position = 0 AND step.kind = 'action'
+             AND step.started_at < :over""",
+        id=sale["id"],
+        over=sale_over,
+    )[0].n
     # Only refusals now (the sale is sold out): every statement here would be a refusal's.
     with cpu_use() as refusals_cpu:
         refusals = blast(host, port, attempts[: args.attempts // 5], args.connections)
@@ -164,6 +183,7 @@ def one_round(stack: Stack, args: argparse.Namespace, tokens: list[str]) -> Roun
         sql_in_refusals=sql_after_refusals - sql_after_sale,
         cpu={"trivial": trivial_cpu, "sale": sale_cpu, "refusals": refusals_cpu},
         settled_after=settled_after,
+        sagas_in_sale=int(sagas_in_sale),
     )
 
 
@@ -222,6 +242,10 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
     print(f"\n  the last acceptance came after (per round): {winners}")
     settled = ", ".join(f"{r.settled_after:.1f} s" for r in rounds)
     print(f"  every winner's order awaited payment after (per round, polled): {settled}")
+    during = ", ".join(str(r.sagas_in_sale) for r in rounds)
+    print(f"  winners' sagas that started during the sale (per round): {during}")
+    for number, r in enumerate(rounds, 1):
+        print(f"  round {number}: attempts answered in the sale's first seconds: {r.answered_per_second(6)}")
 
     accepted = [x for r in rounds for x in r.accepted]
     rejected = [x for r in rounds for x in r.rejected]

@@ -26,7 +26,6 @@ def release() -> int:
     return flash_sales.release_sagas(
         app_state.flash_gate,
         relay.release_due,
-        rush_attempts=settings.flash_rush_attempts_per_second,
         hold_seconds=settings.flash_rush_hold_seconds,
         per_tick=max(1, round(settings.flash_sagas_per_second * RELEASE_EVERY_SECONDS)),
         now_ms=int(time.time() * 1000),

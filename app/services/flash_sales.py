@@ -390,19 +390,18 @@ def purchase(
 def release_sagas(
     gate: FlashGate,
     release_due: Callable[[datetime, int], int],
-    rush_attempts: int,
     hold_seconds: int,
     per_tick: int,
     now_ms: int,
 ) -> int:
     """Send the winners' first steps whose turn has come, at most `per_tick` (the pace).
 
-    While buyers rush the gate (at least `rush_attempts` attempts a second), the sagas wait, up to
-    `hold_seconds` past their turn: every core then goes to answering buyers, and the sagas run
-    once the rush has passed. Returns how many went out.
+    While buyers rush the gate (app/flash_gate.py), the sagas wait, up to `hold_seconds` past
+    their turn: the cores then go to answering buyers, and the sagas run once the rush has
+    passed. Returns how many went out.
     """
     due_by = from_epoch_ms(now_ms)
-    if gate.rushing(rush_attempts, now_ms):
+    if gate.rushing(now_ms):
         due_by -= timedelta(seconds=hold_seconds)
     return release_due(due_by, per_tick)
 

@@ -336,7 +336,6 @@ def _release(flask_app: Flask, now: datetime) -> list[str]:
     flash_sales.release_sagas(
         app_state.flash_gate,
         app_state.relay.release_due,
-        rush_attempts=settings.flash_rush_attempts_per_second,
         hold_seconds=settings.flash_rush_hold_seconds,
         per_tick=settings.flash_sagas_per_second,
         now_ms=int(now.timestamp() * 1000),
@@ -354,26 +353,35 @@ def _not_before(flask_app: Flask, order_id: str) -> datetime:
 def test_a_winners_first_step_waits_in_the_outbox_and_goes_out_in_its_turn(rush_app: Flask) -> None:
     client = rush_app.test_client()
     sale = make_sale(client, quantity=5)
-    orders = [buy(client, sale, create_user(client)).get_json()["order_id"] for _ in range(3)]
+    orders = [buy(client, sale, create_user(client)).get_json()["order_id"] for _ in range(4)]
     assert rush_app.extensions["handed"] == []  # not sent after commit
     relay = state(rush_app).relay
     assert relay is not None
     assert relay.send_overdue(older_than=timedelta(0)) == 0  # nor by the sweep
-    first_turn = _not_before(rush_app, orders[0])
+    first_turn = _not_before(rush_app, orders[0])  # the others' turns are 1, 2 and 3 s on
 
-    assert _release(rush_app, first_turn - timedelta(milliseconds=1)) == []  # not its turn yet
-    # At 1.5 s the first two are due, but the pace is one saga a second: one a tick, earliest first.
-    assert _release(rush_app, first_turn + timedelta(milliseconds=1500)) == orders[:1]
-    assert _release(rush_app, first_turn + timedelta(milliseconds=1500)) == orders[1:2]
-    assert _release(rush_app, first_turn + timedelta(milliseconds=1500)) == []  # the third's is 2 s on
-    assert _release(rush_app, first_turn + timedelta(milliseconds=2000)) == orders[2:]
+    # 2.5 s on, the purchases' rush is over and three are due; at one saga a second, one a tick
+    # goes out, the earliest first.
+    at = first_turn + timedelta(milliseconds=2500)
+    assert [_release(rush_app, at) for _ in range(4)] == [orders[:1], orders[1:2], orders[2:3], []]
+    assert _release(rush_app, first_turn + timedelta(milliseconds=3000)) == orders[3:]
     released: list[OutboxMessage] = rush_app.extensions["sent"]
-    assert [message.eta for message in released] == [None] * 3  # due: no ETA for the worker to time
+    assert [message.eta for message in released] == [None] * 4  # due: no ETA for the worker to time
     assert {message.task for message in released} == {"orders.saga.reserve_stock"}
     with state(rush_app).db.uow() as uow:
         ids = [message.id for message in released]
         held = uow.session.scalars(select(OutboxMessage.held).where(OutboxMessage.id.in_(ids)))
-        assert list(held) == [False] * 3  # released once: a second releaser skips them
+        assert list(held) == [False] * 4  # released once: a second releaser skips them
+
+
+def test_winners_coming_faster_than_the_pace_make_a_rush_by_themselves(rush_app: Flask) -> None:
+    """At one saga a second and a rush of 5 attempts a second, a winner weighs 5 attempts."""
+    client = rush_app.test_client()
+    sale = make_sale(client, quantity=5)
+    gate = state(rush_app).flash_gate
+    assert not gate.rushing(int(time.time() * 1000))
+    assert buy(client, sale, create_user(client)).status_code == 202
+    assert gate.rushing(int(time.time() * 1000))
 
 
 def test_while_buyers_rush_the_gate_a_saga_waits_until_the_rush_passes(rush_app: Flask) -> None:
@@ -381,7 +389,7 @@ def test_while_buyers_rush_the_gate_a_saga_waits_until_the_rush_passes(rush_app:
     sale = make_sale(client, quantity=5)
     winner = create_user(client)
     order = buy(client, sale, winner).get_json()["order_id"]
-    refused = [buy(client, sale, winner).status_code for _ in range(10)]  # 11 attempts: a rush
+    refused = [buy(client, sale, winner).status_code for _ in range(10)]  # a rush, however split
     assert set(refused) <= {409, 429}
     now = datetime.now(UTC)
     assert _release(rush_app, now) == []  # its turn has come, but buyers are rushing
