@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from app.flash_gate import PACE_KEY, RUSH_KEY
 from app.models import OutboxMessage
 from app.services import flash_sales
 from app.state import state
+from app.tables import Base
 from app.timeutil import as_utc
 from sagas.models import Saga
 from sagas.order_saga import GIVE_BACK_TASK
@@ -408,3 +410,40 @@ def test_a_rush_that_goes_on_holds_a_saga_only_up_to_the_hold(rush_app: Flask, r
     broker.close()
     assert _release(rush_app, turn + hold - timedelta(seconds=1)) == []
     assert _release(rush_app, turn + hold + timedelta(milliseconds=1)) == [order]
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_db_app(
+    request: pytest.FixtureRequest, pg_url: str, redis_url: str, tmp_path: Path
+) -> Iterator[Flask]:
+    """The app on PostgreSQL (where a deferred trigger caps a sale at commit) or on the embedded
+    SQLite (where an UPDATE before the commit does), with a real Redis gate either way."""
+    database_url = pg_url if request.param == "postgresql" else f"sqlite:///{tmp_path}/gate.sqlite3"
+    flask_app = create_app(settings_for(database_url, redis_url))
+    app_state = state(flask_app)
+    if request.param == "sqlite":
+        Base.metadata.create_all(app_state.db.engine)
+    app_state.db.after_commit = None
+    yield flask_app
+    app_state.db.engine.dispose()
+    if request.param == "postgresql":
+        truncate_all(pg_url)
+
+
+def test_sql_refuses_a_winner_that_a_stale_gate_let_past_the_sales_units(
+    any_db_app: Flask, redis_url: str
+) -> None:
+    """A gate that lost track (here: told it has a unit again) must not oversell: SQL refuses the
+    winner with the contract's sold-out, keeps nothing of it, and the gate takes the unit back."""
+    client = any_db_app.test_client()
+    sale = make_sale(client, quantity=1)
+    assert buy(client, sale, create_user(client)).status_code == 202
+    broker = redis.Redis.from_url(redis_url)
+    broker.hset(f"fs:{{{sale['id']}}}", "remaining", 1)  # stale: SQL has sold the only unit
+    broker.close()
+    assert_problem(buy(client, sale, create_user(client)), 409, "sold-out")
+    with state(any_db_app).db.uow() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(Saga)) == 1
+        assert uow.session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+    assert client.get(f"/api/v1/flash-sales/{sale['id']}").get_json()["remaining"] == 0
+    assert state(any_db_app).flash_gate.remaining(sale["id"]) == 1  # given back: the undo ran
