@@ -245,7 +245,12 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
     during = ", ".join(str(r.sagas_in_sale) for r in rounds)
     print(f"  winners' sagas that started during the sale (per round): {during}")
     for number, r in enumerate(rounds, 1):
-        print(f"  round {number}: attempts answered in the sale's first seconds: {r.answered_per_second(6)}")
+        last_win = max((x.done_at for x in r.accepted), default=r.sale.started)
+        later = [x.seconds for x in r.rejected if x.done_at > last_win]
+        print(
+            f"  round {number}: attempts answered in the sale's first seconds: {r.answered_per_second(6)};"
+            f" rejections after the last acceptance p50/p99 {pct(later, 0.5):.1f} / {pct(later, 0.99):.1f} ms"
+        )
 
     accepted = [x for r in rounds for x in r.accepted]
     rejected = [x for r in rounds for x in r.rejected]
