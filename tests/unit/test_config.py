@@ -93,5 +93,6 @@ def test_the_rush_hold_stays_below_the_stale_limit() -> None:
     assert load_settings({**SECRETS, "ORDERSAGA_SAGA_STALE_SECONDS": "20"}).flash_rush_hold_seconds == 10
     short = {**SECRETS, "ORDERSAGA_SAGA_STALE_SECONDS": "20", "ORDERSAGA_FLASH_RUSH_HOLD_SECONDS": "19"}
     assert load_settings(short).flash_rush_hold_seconds == 19
+    assert load_settings({**SECRETS, "ORDERSAGA_FLASH_RUSH_HOLD_SECONDS": "0"}).flash_rush_hold_seconds == 0
     with pytest.raises(ConfigError, match="below ORDERSAGA_SAGA_STALE_SECONDS \\(20\\)"):
         load_settings({**short, "ORDERSAGA_FLASH_RUSH_HOLD_SECONDS": "20"})
