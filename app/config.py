@@ -90,15 +90,16 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
 
 
 def _rush_hold(environ: Mapping[str, str], stale_seconds: int) -> int:
-    """Shorter than the stale limit, or the sweep would re-drive a held saga as stuck before its
-    hold was over; unset, 30 s or half the stale limit, whichever is less. 0: never hold."""
+    """At most half the stale limit: a held saga starts within its hold and the releaser's
+    catching up, and the sweep must not re-drive it as stuck before that. Unset: 30 s, or half
+    the stale limit if that is less. 0: never hold."""
     name = "ORDERSAGA_FLASH_RUSH_HOLD_SECONDS"
     raw = _get(environ, name)
     if raw is None:
         return min(30, stale_seconds // 2)
-    if not re.fullmatch(r"[0-9]{1,9}", raw) or int(raw) >= stale_seconds:
+    if not re.fullmatch(r"[0-9]{1,9}", raw) or int(raw) > stale_seconds // 2:
         raise ConfigError(
-            f"{name} must be a whole number of seconds below ORDERSAGA_SAGA_STALE_SECONDS "
+            f"{name} must be a whole number of seconds, at most half of ORDERSAGA_SAGA_STALE_SECONDS "
             f"({stale_seconds}), got {raw!r}"
         )
     return int(raw)

@@ -16,13 +16,13 @@ turned away as `busy` before it takes a unit: the shedding of DESIGN.md's "Bound
 measured where the backlog waits. The pace is not rebuilt after a Redis loss: it restarts from
 now.
 
-The rush: the script counts attempts per second, across all sales. While they come faster than
-`rush_attempts_per_second`, the releaser holds the winners' sagas back (tasks/flash.py), so
-that the workers and the database leave the cores to answering buyers; the sagas run once the
-rush has passed. A winner counts as `rush_attempts_per_second / sagas_per_second` attempts:
-winners arriving faster than their sagas are paced make a rush by themselves. (At a sale's
-start, when most attempts win and each takes a SQL transaction, buyers are answered more
-slowly than later, and their attempts alone would not show the rush.)
+The rush: the script counts buyers' attempts per second (those with a valid token), across all
+sales. While they come faster than `rush_attempts_per_second`, the releaser holds the winners'
+sagas back (tasks/flash.py), so that the workers and the database leave the cores to answering
+buyers; the sagas run once the rush has passed. A winner counts as `rush_attempts_per_second
+/ sagas_per_second` attempts: winners arriving faster than their sagas are paced make a rush by
+themselves. (At a sale's start, when most attempts win and each takes a SQL transaction, buyers
+are answered more slowly than later, and their attempts alone would not show the rush.)
 
 Keys (hash-tagged by sale, so a Redis Cluster keeps a sale's keys together):
     fs:{id}           hash: starts_ms, ends_ms, limit, remaining
@@ -34,12 +34,15 @@ Keys (hash-tagged by sale, so a Redis Cluster keeps a sale's keys together):
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+
+log = logging.getLogger(__name__)
 
 # Outcomes of an attempt.
 ADMITTED = "admitted"
@@ -66,10 +69,10 @@ local pace = KEYS[5]
 local rush = KEYS[6]
 local now, user, qty, rate_limit = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local interval, max_wait, winner_weight = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-if redis.call('INCR', rush) == 1 then redis.call('PEXPIRE', rush, 3000) end
 local cached = redis.call('GET', token_key)
 if not cached then return 'token-unknown' end
 if cached ~= ARGV[5] then return 'unauthorized' end
+if redis.call('INCR', rush) == 1 then redis.call('PEXPIRE', rush, 3000) end
 local rate = redis.call('INCR', rate_key)
 if rate == 1 then redis.call('PEXPIRE', rate_key, 1000) end
 if rate > rate_limit then return 'rate-limited' end
@@ -189,9 +192,16 @@ class FlashGate:
         return Attempt(str(reply))
 
     def rushing(self, now_ms: int) -> bool:
-        """Did buyers rush the gate in this second so far, or in the last one?"""
+        """Did buyers rush the gate in this second so far, or in the last one?
+
+        If Redis cannot say, no: the gate answers no buyer either, so there is no rush to make
+        room for, and the sagas should not wait on Redis's return."""
         second = now_ms // 1000
-        counts = self.client.mget([RUSH_KEY.format(second), RUSH_KEY.format(second - 1)])
+        try:
+            counts = self.client.mget([RUSH_KEY.format(second), RUSH_KEY.format(second - 1)])
+        except redis.RedisError:
+            log.warning("the flash gate's rush count is unreadable; sagas are released as if calm")
+            return False
         return max(int(count or 0) for count in counts) >= self.rush_attempts_per_second
 
     def cache_token(self, user_id: str, token_hash: str, ttl_seconds: int = 24 * 3600) -> None:

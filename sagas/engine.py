@@ -30,7 +30,7 @@ from app.db import UnitOfWork
 from app.ids import new_id
 from app.services.errors import Conflict, NotFound
 from app.services.lookup import find
-from app.timeutil import as_utc, utcnow
+from app.timeutil import utcnow
 from sagas.definition import BusinessFailure, SagaContext, SagaDefinition, Step
 from sagas.models import (
     ACTION,
@@ -83,7 +83,7 @@ class SagaEngine:
         `priority` is the broker priority of all its messages (flash-sale orders queue behind
         ordinary ones, so that a sale cannot starve the shop). `not_before` makes the first
         step's message a held one, due then: the flash-sale releaser sends it when it is due and
-        the sale is not in a rush, so that a burst of winners reaches the workers and the
+        buyers are not rushing the gate, so that a burst of winners reaches the workers and the
         database at a steady rate, and after the rush rather than during it.
 
         The saga and its step rows go in as plain INSERTs, not through the ORM: every order and
@@ -378,7 +378,7 @@ class SagaEngine:
         saga, definition = self._lock(uow, saga_id)
         step = definition.steps[saga.position]
         row = saga.step(step.name, ACTION)
-        before_its_turn = self._waits_for_its_turn(saga, row)
+        before_its_turn = self._not_started(saga, row)
         if saga.status == RUNNING and not before_its_turn:
             saga.cancel_requested = True
             saga.abort_reason = saga.abort_reason or reason
@@ -395,16 +395,22 @@ class SagaEngine:
             return True
         return False
 
-    def _waits_for_its_turn(self, saga: Saga, row: SagaStep | None) -> bool:
-        """A paced saga whose first step is not due yet, and has not started: it may wait
-        minutes, and nothing of it has been applied, so a cancellation undoes it at once rather
-        than when its turn comes (its units go back to the sale now)."""
+    @staticmethod
+    def _not_started(saga: Saga, row: SagaStep | None) -> bool:
+        """A paced saga whose first step has not started: its message may wait minutes for its
+        turn, or for a rush of buyers to pass, and nothing of it has been applied, so a
+        cancellation undoes it at once rather than when it runs (its units go back to the sale
+        now). The first step runs under the saga's lock, which the caller holds."""
         return (
             saga.status == RUNNING
             and saga.not_before is not None
-            and as_utc(saga.not_before) > self.clock()
             and row is not None
             and row.status == STEP_PENDING
+            and all(
+                step.status == STEP_SKIPPED
+                for step in saga.steps
+                if step.kind == ACTION and step.position < saga.position
+            )
         )
 
     # -- backward -----------------------------------------------------------------------------

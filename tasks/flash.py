@@ -17,7 +17,7 @@ RELEASE_EVERY_SECONDS = 1.0  # beat sends RELEASE_TASK this often
 
 @shared_task(name=RELEASE_TASK, acks_late=False, ignore_result=True)
 def release() -> int:
-    """A lost or expired tick only delays the sagas to the next one (or, at worst, to the sweep)."""
+    """A lost or expired tick delays the sagas to the next one, which catches up."""
     app_state = state()
     settings = app_state.settings
     relay = app_state.relay
@@ -26,8 +26,9 @@ def release() -> int:
     return flash_sales.release_sagas(
         app_state.flash_gate,
         relay.release_due,
+        sagas_per_second=settings.flash_sagas_per_second,
         hold_seconds=settings.flash_rush_hold_seconds,
-        per_tick=max(1, round(settings.flash_sagas_per_second * RELEASE_EVERY_SECONDS)),
+        tick_seconds=RELEASE_EVERY_SECONDS,
         now_ms=int(time.time() * 1000),
     )
 

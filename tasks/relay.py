@@ -50,9 +50,10 @@ class OutboxRelay:
         """Send up to `limit` held messages due by `due_by`, the earliest first.
 
         They are claimed (no longer held) in one committed UPDATE, then sent as after a commit.
-        SKIP LOCKED lets two releasers run at once without sending a message twice; a releaser
-        that dies between its claim and its send leaves the messages to the sweep, as a commit
-        whose relay failed would."""
+        SKIP LOCKED lets two releasers run at once without sending a message twice. If the
+        broker refuses them, those not sent are held again, to go out at the pace once it is
+        back; a releaser that dies between its claim and its send leaves them to the sweep, as
+        a commit whose relay failed would."""
         outbox: Table = OutboxMessage.__table__  # type: ignore[assignment]
         due = (
             select(outbox.c.id)
@@ -65,8 +66,16 @@ class OutboxRelay:
         with self.db.uow() as uow:
             rows = uow.connection.execute(claim).mappings().all()
             uow.commit()
-        # Due now: sent without an ETA, so the worker runs it rather than timing it.
-        return self.send([OutboxMessage(**{**row, "eta": None}) for row in rows])
+        rows = sorted(rows, key=lambda row: (row["eta"], row["id"]))  # RETURNING keeps no order
+        try:
+            # Due now: sent without an ETA, so the worker runs it rather than timing it.
+            return self.send([OutboxMessage(**{**row, "eta": None}) for row in rows])
+        except Exception:
+            unsent = outbox.c.id.in_([row["id"] for row in rows]) & outbox.c.sent_at.is_(None)
+            with self.db.uow() as uow:
+                uow.connection.execute(update(outbox).where(unsent).values(held=True))
+                uow.commit()
+            raise
 
     def send(self, messages: list[OutboxMessage]) -> int:
         """Send these messages; returns how many went out.

@@ -133,8 +133,8 @@ def sale_terms(uow: UnitOfWork, sale_id: str) -> SaleTerms:
 
 def admit(uow: UnitOfWork, sale: SaleTerms, user_id: str, quantity: int) -> str:
     """Record a winner in the caller's transaction; returns the new order's id. SQL caps the
-    buyer by itself here, and the sale in `take_units`, which the caller runs last, just before
-    its commit.
+    buyer by itself here, and the sale in `take_units` and `commit_admission`, which the caller
+    runs last.
 
     Plain INSERTs, not ORM objects: a sale's winners all arrive at its first moment, each before
     its answer, and the ORM's flush of their rows was a third of a winner's CPU.
@@ -406,20 +406,24 @@ def purchase(
 def release_sagas(
     gate: FlashGate,
     release_due: Callable[[datetime, int], int],
+    sagas_per_second: int,
     hold_seconds: int,
-    per_tick: int,
+    tick_seconds: float,
     now_ms: int,
 ) -> int:
-    """Send the winners' first steps whose turn has come, at most `per_tick` (the pace).
+    """Send the winners' first steps whose turn has come, earliest first; returns how many.
 
     While buyers rush the gate (app/flash_gate.py), the sagas wait, up to `hold_seconds` past
     their turn: the cores then go to answering buyers, and the sagas run once the rush has
-    passed. Returns how many went out.
+    passed. A tick sends at most two ticks' worth of the pace: the turns that came since the last
+    tick, and as many again to catch up after a rush or a lost tick. Caught up, a saga starts
+    within a tick of its turn, and a held one within `hold_seconds` and a tick or so, below the
+    stale limit after which the sweep would re-drive it.
     """
     due_by = from_epoch_ms(now_ms)
-    if gate.rushing(now_ms):
+    if hold_seconds > 0 and gate.rushing(now_ms):
         due_by -= timedelta(seconds=hold_seconds)
-    return release_due(due_by, per_tick)
+    return release_due(due_by, max(1, round(2 * sagas_per_second * tick_seconds)))
 
 
 def _rebuild(gate: FlashGate, new_uow: Callable[[], UnitOfWork], sale_id: str) -> None:

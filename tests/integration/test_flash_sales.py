@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis
 
+from app.broker import redis_queue_keys
 from app.config import load_settings
 from app.flash_gate import PACE_KEY
 from scripts.servers import Server
@@ -111,12 +112,23 @@ def test_the_end_of_a_sale_returns_its_unsold_units(stack: Stack) -> None:
 
 
 def test_a_sale_backlog_does_not_starve_ordinary_orders(stack: Stack) -> None:
-    stack.stop("worker")  # a backlog builds up while no worker runs
+    stack.stop("worker")  # a backlog builds up in the broker while no step runs:
+    stack.start_worker("releaser", queues=["orders"])  # beat's ticks still release the sale's first steps
     flash = sale(stack, quantity=40)
     with ThreadPoolExecutor(max_workers=10) as pool:
         answers = list(pool.map(lambda b: buy(stack, flash, b), [stack.user() for _ in range(40)]))
     assert sum(a.status_code == 202 for a in answers) == 40
+    wait_until(
+        lambda: stack.sql("SELECT count(*) AS n FROM outbox_messages WHERE sent_at IS NULL")[0].n == 0,
+        timeout=30,
+        what="the sale's first steps to be released and sent to the broker",
+    )
+    broker = redis.Redis.from_url(stack.redis.url)
+    backlog = sum(int(broker.llen(key)) for key in redis_queue_keys("inventory"))
+    broker.close()
+    assert backlog == 40  # every first step waits in the broker, ahead of the ordinary order
     ordinary = stack.place(stack.user(), [(stack.goods(stock=1)["id"], 1)]).json()
+    stack.stop("releaser")
     stack.start_worker()
 
     order = stack.wait_order(ordinary["id"], timeout=90)
@@ -138,8 +150,8 @@ def test_a_sale_backlog_does_not_starve_ordinary_orders(stack: Stack) -> None:
 
 
 def test_a_burst_of_winners_runs_its_sagas_at_the_pace_and_each_completes(stack: Stack) -> None:
-    """At the service's default pace, each winner's first step waits for its own start time on a
-    real worker (an ETA task), and none starts before it."""
+    """At the service's default pace, each winner's first step waits in the outbox for its own
+    start time, and none starts before it on a real worker."""
     interval = 1 / load_settings(stack.env).flash_sagas_per_second
     flash = sale(stack, quantity=12)
     buyers = [stack.user() for _ in range(12)]
