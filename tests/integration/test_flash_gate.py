@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, func, select
+from sqlalchemy import create_engine, event, func, select, text
 
 from app import create_app
 from app.flash_gate import PACE_KEY, RUSH_KEY, FlashGate
@@ -518,3 +519,26 @@ def test_without_redis_there_is_no_rush_to_wait_out() -> None:
         rush_attempts_per_second=1,
     )
     assert gate.rushing(int(time.time() * 1000)) is False
+
+
+def test_two_releasers_at_once_send_each_message_once(rush_app: Flask, redis_url: str, pg_url: str) -> None:
+    """While one releaser holds its claim, another skips those messages rather than waiting for
+    them (or sending them too)."""
+    client = rush_app.test_client()
+    sale = make_sale(client, quantity=5)
+    orders = [buy(client, sale, create_user(client)).get_json()["order_id"] for _ in range(2)]
+    _calm(redis_url)
+    later = _not_before(rush_app, orders[-1]) + timedelta(seconds=10)
+    other = create_engine(pg_url)
+    with ThreadPoolExecutor(max_workers=1) as pool, other.connect() as connection:
+        claimed = connection.execute(
+            text("SELECT id FROM outbox_messages WHERE held ORDER BY eta, id LIMIT 1 FOR UPDATE")
+        ).scalar_one()  # the first releaser's claim, not yet committed
+        try:
+            second = pool.submit(_release, rush_app, later).result(timeout=10)  # no waiting on the lock
+        finally:
+            connection.rollback()  # the first releaser gives up (and a blocked second one goes on)
+    other.dispose()
+    assert second == orders[1:]
+    assert claimed not in [m.id for m in rush_app.extensions["sent"]]
+    assert _release(rush_app, later) == orders[:1]  # so it goes out now
