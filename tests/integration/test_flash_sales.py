@@ -114,22 +114,26 @@ def test_the_end_of_a_sale_returns_its_unsold_units(stack: Stack) -> None:
 def test_a_sale_backlog_does_not_starve_ordinary_orders(stack: Stack) -> None:
     stack.stop("worker")  # a backlog builds up in the broker while no step runs:
     stack.start_worker("releaser", queues=["orders"])  # beat's ticks still release the sale's first steps
-    flash = sale(stack, quantity=40)
-    with ThreadPoolExecutor(max_workers=10) as pool:
-        answers = list(pool.map(lambda b: buy(stack, flash, b), [stack.user() for _ in range(40)]))
-    assert sum(a.status_code == 202 for a in answers) == 40
-    wait_until(
-        lambda: stack.sql("SELECT count(*) AS n FROM outbox_messages WHERE sent_at IS NULL")[0].n == 0,
-        timeout=30,
-        what="the sale's first steps to be released and sent to the broker",
-    )
-    broker = redis.Redis.from_url(stack.redis.url)
-    backlog = sum(int(broker.llen(key)) for key in redis_queue_keys("inventory"))
-    broker.close()
-    assert backlog == 40  # every first step waits in the broker, ahead of the ordinary order
-    ordinary = stack.place(stack.user(), [(stack.goods(stock=1)["id"], 1)]).json()
-    stack.stop("releaser")
-    stack.start_worker()
+    try:
+        flash = sale(stack, quantity=40)
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            answers = list(pool.map(lambda b: buy(stack, flash, b), [stack.user() for _ in range(40)]))
+        assert sum(a.status_code == 202 for a in answers) == 40
+        wait_until(
+            lambda: stack.sql("SELECT count(*) AS n FROM outbox_messages WHERE sent_at IS NULL")[0].n == 0,
+            timeout=30,
+            what="the sale's first steps to be released and sent to the broker",
+        )
+        broker = redis.Redis.from_url(stack.redis.url)
+        backlog = sum(int(broker.llen(key)) for key in redis_queue_keys("inventory"))
+        broker.close()
+        # Every first step waits in the broker, ahead of the ordinary order. (The sweep runs on the
+        # releaser too, and may re-drive some as stale: duplicates, which the saga absorbs.)
+        assert backlog >= 40
+        ordinary = stack.place(stack.user(), [(stack.goods(stock=1)["id"], 1)]).json()
+    finally:
+        stack.stop("releaser")
+        stack.start_worker()
 
     order = stack.wait_order(ordinary["id"], timeout=90)
     assert order["status"] == "AWAITING_PAYMENT"
