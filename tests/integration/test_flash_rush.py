@@ -12,7 +12,7 @@ import redis
 
 from app.flash_gate import RUSH_KEY
 from scripts.servers import Server
-from tests.support.flash import buy, sale
+from tests.support.flash import buy, first_steps, sale
 from tests.support.stack import Stack, running_stack
 
 HOLD = 30  # seconds
@@ -47,14 +47,7 @@ def test_the_winners_sagas_wait_out_a_rush_of_buyers_then_complete(stack: Stack)
     assert bought < rush_over - timedelta(seconds=2), "the purchases took too long to show a hold"
     for answer in answers:
         assert stack.wait_order(answer.json()["order_id"])["status"] == "AWAITING_PAYMENT"
-    steps = stack.sql(
-        """SELECT s.not_before, step.started_at FROM sagas s
-           JOIN orders o ON o.id = s.order_id
-           JOIN saga_steps step ON step.saga_id = s.id AND step.name = 'reserve_stock'
-                                AND step.kind = 'action'
-           WHERE o.flash_sale_id = :sale""",
-        sale=flash["id"],
-    )
+    steps = first_steps(stack, flash)
     assert len(steps) == 5
     for row in steps:
         # Each waited for the rush to pass, not for its hold to run out.

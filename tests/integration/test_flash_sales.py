@@ -16,7 +16,7 @@ from app.broker import redis_queue_keys
 from app.config import load_settings
 from app.flash_gate import PACE_KEY
 from scripts.servers import Server
-from tests.support.flash import buy, sale
+from tests.support.flash import buy, first_steps, sale
 from tests.support.processes import wait_until
 from tests.support.stack import Stack, running_stack
 
@@ -168,14 +168,7 @@ def test_a_burst_of_winners_runs_its_sagas_at_the_pace_and_each_completes(stack:
     assert [a.status_code for a in answers] == [202] * 12
     for answer in answers:
         assert stack.wait_order(answer.json()["order_id"])["status"] == "AWAITING_PAYMENT"
-    paced = stack.sql(
-        """SELECT s.not_before, step.started_at FROM sagas s
-           JOIN orders o ON o.id = s.order_id
-           JOIN saga_steps step ON step.saga_id = s.id AND step.name = 'reserve_stock'
-                                AND step.kind = 'action'
-           WHERE o.flash_sale_id = :sale ORDER BY s.not_before""",
-        sale=flash["id"],
-    )
+    paced = first_steps(stack, flash)
     assert all(row.not_before is not None for row in paced)
     gaps = [(b.not_before - a.not_before).total_seconds() for a, b in pairwise(paced)]
     assert all(interval - 0.001 <= gap <= interval + 0.001 for gap in gaps), gaps

@@ -39,3 +39,16 @@ def buy(stack: Stack, flash: dict[str, Any], user: dict[str, Any], quantity: int
     return stack.call(
         "POST", f"/api/v1/flash-sales/{flash['id']}/purchase", user["token"], json={"quantity": quantity}
     )
+
+
+def first_steps(stack: Stack, flash: dict[str, Any]) -> list[Any]:
+    """Per winner of the sale, earliest turn first: its saga's `not_before` (its turn) and when
+    its first step (reserve_stock) started."""
+    return stack.sql(
+        """SELECT s.not_before, step.started_at FROM sagas s
+           JOIN orders o ON o.id = s.order_id
+           JOIN saga_steps step ON step.saga_id = s.id AND step.name = 'reserve_stock'
+                                AND step.kind = 'action'
+           WHERE o.flash_sale_id = :sale ORDER BY s.not_before""",
+        sale=flash["id"],
+    )
