@@ -406,6 +406,8 @@ class SagaEngine:
             and saga.not_before is not None
             and row is not None
             and row.status == STEP_PENDING
+            and row.attempts == 0  # an operator's retry resets a failed step to PENDING
+            and row.started_at is None
             and all(
                 step.status == STEP_SKIPPED
                 for step in saga.steps

@@ -50,35 +50,44 @@ class OutboxRelay:
         """Send up to `limit` held messages due by `due_by`, the earliest first.
 
         They are claimed (no longer held) in one committed UPDATE, then sent as after a commit.
-        SKIP LOCKED lets two releasers run at once without sending a message twice. If the
-        broker refuses them, those not sent are held again, to go out at the pace once it is
-        back; a releaser that dies between its claim and its send leaves them to the sweep, as
-        a commit whose relay failed would."""
+        SKIP LOCKED lets two releasers run at once without sending a message twice, and the
+        claim restarts the 2 s the sweep leaves a new message to its sender. If the broker
+        refuses them, those not sent are held again, to go out at the pace once it is back; a
+        releaser that dies between its claim and its send leaves them to the sweep, as a commit
+        whose relay failed would."""
         outbox: Table = OutboxMessage.__table__  # type: ignore[assignment]
         due = (
             select(outbox.c.id)
-            .where(outbox.c.held.is_(True), outbox.c.eta <= due_by)
+            .where(outbox.c.held.is_(True), outbox.c.sent_at.is_(None), outbox.c.eta <= due_by)
             .order_by(outbox.c.eta, outbox.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        claim = update(outbox).where(outbox.c.id.in_(due)).values(held=False).returning(*outbox.c)
+        claim = (
+            update(outbox)
+            .where(outbox.c.id.in_(due))
+            .values(held=False, created_at=utcnow())
+            .returning(*outbox.c)
+        )
         with self.db.uow() as uow:
             rows = uow.connection.execute(claim).mappings().all()
             uow.commit()
         rows = sorted(rows, key=lambda row: (row["eta"], row["id"]))  # RETURNING keeps no order
+        published: list[int] = []
         try:
             # Due now: sent without an ETA, so the worker runs it rather than timing it.
-            return self.send([OutboxMessage(**{**row, "eta": None}) for row in rows])
+            return self.send([OutboxMessage(**{**row, "eta": None}) for row in rows], published)
         except Exception:
-            unsent = outbox.c.id.in_([row["id"] for row in rows]) & outbox.c.sent_at.is_(None)
-            with self.db.uow() as uow:
-                uow.connection.execute(update(outbox).where(unsent).values(held=True))
-                uow.commit()
+            unsent = {row["id"] for row in rows} - set(published)
+            if unsent:
+                with self.db.uow() as uow:
+                    uow.connection.execute(update(outbox).where(outbox.c.id.in_(unsent)).values(held=True))
+                    uow.commit()
             raise
 
-    def send(self, messages: list[OutboxMessage]) -> int:
-        """Send these messages; returns how many went out.
+    def send(self, messages: list[OutboxMessage], published: list[int] | None = None) -> int:
+        """Send these messages; returns how many went out, and adds their ids to `published`
+        as they go (so a caller knows which went out even when this raises).
 
         After a commit they come from the committing unit of work itself (loaded, never
         expired), so they are not read back. A message the sweep sent meanwhile (it waits 2 s for
@@ -86,7 +95,7 @@ class OutboxRelay:
         """
         if not messages:
             return 0
-        sent: list[int] = []
+        sent: list[int] = [] if published is None else published
         try:
             # Fail fast when the broker is down: one connection attempt, no retries. The messages
             # are safe in the database; the sweep sends them later. (kombu's default retries would
