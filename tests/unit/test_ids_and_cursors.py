@@ -1,12 +1,16 @@
-"""Ids sort by creation time and cursors are opaque but checked."""
+"""Ids sort by creation time, request ids do not repeat across processes, and cursors are
+opaque but checked."""
 
 from __future__ import annotations
 
+import os
+import re
 import time
 
 import pytest
 
 from app.ids import looks_like_id, new_id
+from app.logs import new_request_id
 from app.services.errors import InvalidInput
 from app.services.pagination import decode_cursor, encode_cursor
 
@@ -18,6 +22,22 @@ def test_ids_are_unique_and_sort_by_time() -> None:
     assert len(set(later)) == 1000
     assert all(first < other for other in later)
     assert all(looks_like_id(i) for i in later)
+
+
+def test_request_ids_differ_between_forked_processes() -> None:
+    """gunicorn and celery fork their workers: each must make ids of its own, not the same
+    sequence from a generator state they all inherited."""
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child only reports its id
+        os.write(write_end, new_request_id().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    os.close(write_end)
+    ids = [os.read(read_end, 64).decode(), new_request_id()]
+    os.close(read_end)
+    assert all(re.fullmatch("[0-9a-f]{32}", i) for i in ids)
+    assert ids[0] != ids[1]
 
 
 @pytest.mark.parametrize("value", ["", "gds_", "gds_" + "I" * 26, "x" * 31, "GDS_01M88S610N83SY6VPQ23SAANM8"])
