@@ -27,6 +27,7 @@ class Reply:
     code: str  # "accepted" for a 2xx; otherwise the problem's `code`, or the status
     seconds: float
     done_at: float  # perf_counter() when the reply was read
+    connection: int = 0  # which of the keep-alive connections carried it
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,9 @@ def classify(status: int, body: bytes) -> str:
     return found.group(1).decode() if found else str(status)
 
 
-async def _connection(host: str, port: int, requests: Sequence[bytes], out: list[Reply]) -> None:
+async def _connection(
+    host: str, port: int, requests: Sequence[bytes], out: list[Reply], index: int = 0
+) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         for raw in requests:
@@ -71,7 +74,7 @@ async def _connection(host: str, port: int, requests: Sequence[bytes], out: list
             body = await reader.readexactly(int(length.group(1))) if length else b""
             status = int(head[9:12])
             done = time.perf_counter()
-            out.append(Reply(status, classify(status, body), done - started, done))
+            out.append(Reply(status, classify(status, body), done - started, done, index))
     finally:
         writer.close()
 
@@ -79,7 +82,7 @@ async def _connection(host: str, port: int, requests: Sequence[bytes], out: list
 async def _blast(host: str, port: int, requests: Sequence[bytes], connections: int) -> list[Reply]:
     out: list[Reply] = []
     shares = [requests[i::connections] for i in range(connections)]
-    await asyncio.gather(*(_connection(host, port, share, out) for share in shares if share))
+    await asyncio.gather(*(_connection(host, port, share, out, i) for i, share in enumerate(shares) if share))
     return out
 
 
