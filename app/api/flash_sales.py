@@ -88,15 +88,19 @@ def purchase_from(app_state: AppState, authorization: str, body: Any, sale_id: s
         quantity = _quantity(body)
         if app_state.queue_probe.depth() > app_state.settings.flash_max_queue_depth:
             raise Overloaded("Orders are queued deeper than the workers can drain soon; retry later.")
-        order_id = flash_sales.purchase(
-            app_state.flash_gate,
-            app_state.db.uow,
-            app_state.engine,
-            token,
-            sale_id,
-            quantity,
-            int(time.time() * 1000),
-        )
+        try:
+            order_id = flash_sales.purchase(
+                app_state.flash_gate,
+                app_state.db.uow,
+                app_state.engine,
+                token,
+                sale_id,
+                quantity,
+                int(time.time() * 1000),
+            )
+        except redis.RedisError as error:  # the gate decides every attempt: none is admitted without it
+            log.warning("flash sale %s: the gate's Redis failed (%s); answering 503", sale_id, error)
+            raise Overloaded("The sale's gate cannot be reached; retry in a moment.") from error
         outcome = "accepted"
         return order_id
     except ServiceError as error:

@@ -559,3 +559,53 @@ def test_attempts_with_a_wrong_token_make_no_rush(rush_app: Flask) -> None:
     answers = [buy(client, sale, {"token": forged}) for _ in range(10)]
     assert {a.status_code for a in answers} == {401}
     assert not state(rush_app).flash_gate.rushing(int(time.time() * 1000))
+
+
+def test_the_gate_loads_its_script_again_after_redis_lost_it(client: FlaskClient, redis_url: str) -> None:
+    sale = make_sale(client, quantity=2)
+    assert buy(client, sale, create_user(client)).status_code == 202
+    redis.Redis.from_url(redis_url).script_flush()  # as a Redis restart without persistence does
+    assert buy(client, sale, create_user(client)).status_code == 202
+
+
+def test_the_gate_replaces_a_connection_that_redis_closed(
+    app: Flask, client: FlaskClient, redis_url: str
+) -> None:
+    sale = make_sale(client, quantity=2)
+    assert buy(client, sale, create_user(client)).status_code == 202
+    gate_client = state(app).flash_gate.client
+    name = "ordersaga-gate-under-test"
+    gate_client.client_setname(name)  # names one pooled connection: the one the next call takes
+    admin = redis.Redis.from_url(redis_url)
+    killed = [c for c in admin.client_list() if c.get("name") == name]
+    assert killed and admin.client_kill_filter(_id=killed[0]["id"]) == 1
+    assert buy(client, sale, create_user(client)).status_code == 202
+
+
+def test_a_purchase_while_redis_is_down_is_a_503_that_keeps_nothing(pg_url: str) -> None:
+    down = create_app(settings_for(pg_url, "redis://127.0.0.1:1/0"))
+    down.extensions["ordersaga"].db.after_commit = None
+    try:
+        client = down.test_client()
+        goods = create_goods(client, stock=3)
+        now = datetime.now(UTC)
+        sale_body = {
+            "goods_id": goods["id"],
+            "price_cents": 99,
+            "quantity": 1,
+            "per_user_limit": 1,
+            "starts_at": _iso(now - timedelta(minutes=1)),
+            "ends_at": _iso(now + timedelta(hours=1)),
+        }
+        sale = client.post("/api/v1/flash-sales", json=sale_body, headers=ADMIN).get_json()
+        answer = buy(client, sale, create_user(client))
+        assert_problem(answer, 503, "overloaded")
+        assert int(answer.headers["Retry-After"]) >= 1
+        with down.extensions["ordersaga"].db.engine.connect() as connection:
+            orders = connection.scalar(
+                text("SELECT count(*) FROM orders WHERE flash_sale_id = :id"), {"id": sale["id"]}
+            )
+        assert orders == 0
+    finally:
+        down.extensions["ordersaga"].db.engine.dispose()
+        truncate_all(pg_url)
