@@ -6,9 +6,11 @@
 
 Measured phases, each over `--orders` buyers of one sale:
 - acceptance: a winning purchase through the WSGI app (the fast path), up to its 202;
+- refusal: the same buyers again once the sale is sold out, each refused from Redis alone (a
+  prepared WSGI environ straight into the app, so the test client's own work is not counted);
 - saga: the two steps a flash order runs before it awaits payment (reserve_stock and
   create_payment), called on the engine as a worker would.
-It prints the median CPU seconds per acceptance and per saga (time.process_time). On a shared
+It prints the median CPU seconds per acceptance, per refusal and per saga (time.process_time). On a shared
 two-core machine those move by a third from run to run; with `--callgrind`, under valgrind, it
 counts instructions only inside the measured phases instead, which repeats to within 1 % and
 so compares two versions of the code reliably.
@@ -21,6 +23,8 @@ relay's messages stay in Redis.
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import os
 import re
 import statistics
@@ -137,6 +141,15 @@ def main() -> None:
                 accepted.append(_timed(lambda t=token: _expect(purchase(t), 202)))
         acceptance_instructions = counter.dump("acceptance")
 
+        refuse = _refusal(app, path)
+        for token in tokens[:WARM_UP]:
+            refuse(token)
+        refused: list[float] = []
+        with counter.counting():
+            for token in tokens[WARM_UP:]:
+                refused.append(_timed(lambda t=token: refuse(t)))
+        refusal_instructions = counter.dump("refusal")
+
         app_state = state(app)
         with app_state.db.engine.connect() as connection:
             sagas = list(
@@ -167,6 +180,7 @@ def main() -> None:
 
         print(f"\nflash-sale cost in-process, {args.orders} orders of one sale, PostgreSQL + Redis")
         print("  " + per_unit("acceptance", accepted, acceptance_instructions, len(accepted)))
+        print("  " + per_unit("refusal", refused, refusal_instructions, len(refused)) + "  (limit-exceeded)")
         print(
             "  "
             + per_unit("saga", steps, saga_instructions, len(steps))
@@ -174,6 +188,32 @@ def main() -> None:
         )
     finally:
         stack.close()
+
+
+def _refusal(app: Any, path: str) -> Callable[[str], None]:
+    """A purchase that the gate refuses, called as gunicorn calls the app (a 409 expected)."""
+    body = json.dumps({"quantity": 1}).encode()
+    answers: list[str] = []
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
+        answers.append(status)
+
+    def refuse(token: str) -> None:
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": path,
+            "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(body)),
+            "HTTP_AUTHORIZATION": f"Bearer {token}",
+            "wsgi.input": io.BytesIO(body),
+            "SERVER_NAME": "bench",
+            "SERVER_PORT": "80",
+            "wsgi.url_scheme": "http",
+        }
+        b"".join(app.wsgi_app(environ, start_response))
+        assert answers.pop().startswith("409"), "a refusal was expected"
+
+    return refuse
 
 
 def _timed(work: Callable[[], object]) -> float:
