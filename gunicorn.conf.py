@@ -30,7 +30,7 @@ def _count(name: str, default: int) -> int:
     value = os.environ.get(name, "").strip()
     if not value:
         return default
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdecimal()) or int(value) < 1:
         exit_with(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 

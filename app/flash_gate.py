@@ -195,9 +195,12 @@ class FlashGate:
     def _evalsha_admit(self, keys: list[str], args: list[Any]) -> Any:
         """The ADMIT script, on a connection of the client's pool, without redis-py's
         per-command machinery (its retry wrapper, operation metrics and argument filtering):
-        that took a fifth of the CPU an in-process refusal costs. What a refusal needs of it
-        stays: the pool replaces a connection that Redis closed, and a script that Redis lost
-        (a restart, SCRIPT FLUSH) is sent whole, which loads it again."""
+        that took a fifth of the CPU an in-process refusal costs.
+
+        What a refusal needs of that machinery stays: the pool hands out a live connection (it
+        replaces one that Redis closed), and a script that Redis lost (a restart, SCRIPT FLUSH)
+        is loaded again. A call that fails midway is not retried: ADMIT takes units, so running
+        it twice could admit a buyer twice; the buyer is answered 503 and retries."""
         pool = self.client.connection_pool
         connection = pool.get_connection()
         try:
@@ -205,13 +208,12 @@ class FlashGate:
                 connection.send_command("EVALSHA", self._admit_sha, len(keys), *keys, *args)
                 return connection.read_response()
             except redis.exceptions.NoScriptError:
-                connection.send_command("EVAL", ADMIT, len(keys), *keys, *args)
+                connection.send_command("SCRIPT", "LOAD", ADMIT)
+                connection.read_response()
+                connection.send_command("EVALSHA", self._admit_sha, len(keys), *keys, *args)
                 return connection.read_response()
-        except (redis.ConnectionError, redis.TimeoutError):
-            connection.disconnect()  # a reply may be half read: never hand this one out as is
-            raise
         finally:
-            pool.release(connection)
+            pool.release(connection)  # redis-py disconnects it first if a command failed on it
 
     def rushing(self, now_ms: int) -> bool:
         """Did buyers rush the gate in this second so far, or in the last one?

@@ -30,8 +30,10 @@ def test_request_ids_differ_between_forked_processes() -> None:
     read_end, write_end = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - the child only reports its id
-        os.write(write_end, new_request_id().encode())
-        os._exit(0)
+        try:
+            os.write(write_end, new_request_id().encode())
+        finally:
+            os._exit(0)  # never back into pytest
     os.waitpid(child, 0)
     os.close(write_end)
     ids = [os.read(read_end, 64).decode(), new_request_id()]
