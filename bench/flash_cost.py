@@ -10,14 +10,14 @@ Measured phases, each over `--orders` buyers of one sale:
   prepared WSGI environ straight into the app, so the test client's own work is not counted);
 - saga: the two steps a flash order runs before it awaits payment (reserve_stock and
   create_payment), called on the engine as a worker would.
-It prints the median CPU seconds per acceptance, per refusal and per saga (time.process_time). On a shared
-two-core machine those move by a third from run to run; with `--callgrind`, under valgrind, it
-counts instructions only inside the measured phases instead, which repeats to within 1 % and
-so compares two versions of the code reliably.
+It prints the median CPU seconds per acceptance, per refusal and per saga (time.process_time). On a
+shared two-core machine those move by a third from run to run; with `--callgrind`, under valgrind,
+it counts instructions only inside the measured phases instead, which repeats to within 1 % and so
+compares two versions of the code reliably.
 
 PostgreSQL, a private Redis and a gunicorn serving the sandbox provider are real, as in
-bench/flash_sale.py; the Celery workers are not started (the saga steps run here), so the
-relay's messages stay in Redis.
+bench/flash_sale.py; the Celery workers are not started (the saga steps run here), so the relay's
+messages stay in Redis.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from app.config import load_settings
 from bench.flash_sale import open_sale, pct, sale_settings
 from bench.load import Result, blast, request_bytes
 from tests.support.api import ADMIN, bearer
@@ -59,7 +60,6 @@ def full_collection_ms(stack: Stack) -> tuple[int, float, float]:
     metrics_dir.mkdir(exist_ok=True)
     os.environ.update(env, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
     from app import create_app
-    from app.config import load_settings
 
     app = create_app(load_settings(env))
     gc.collect()
@@ -87,7 +87,9 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
 
-    stack = Stack(args.postgres, GUNICORN_THREADS=str(args.api_threads), **sale_settings(25, 30))
+    service = load_settings({"ORDERSAGA_ENV": "development"})  # the service's defaults
+    settings = sale_settings(service.flash_sagas_per_second, service.flash_rush_hold_seconds)
+    stack = Stack(args.postgres, GUNICORN_THREADS=str(args.api_threads), **settings)
     try:
         stack.processes["api"] = gunicorn(
             stack.env, stack.workdir, stack.port, workers=args.api_workers
