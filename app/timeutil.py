@@ -17,8 +17,9 @@ def as_utc(value: datetime) -> datetime:
 
 
 def rfc3339(value: datetime) -> str:
+    """Always a four-digit year: strftime's `%Y` drops the zeros of a year below 1000."""
     value = as_utc(value)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{value.year:04d}-{value:%m-%dT%H:%M:%S}"
     if value.microsecond:
         text += f".{value.microsecond:06d}"
     return text + "Z"

@@ -7,16 +7,16 @@ that it cannot store.
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+import unicodedata
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from app.timeutil import as_utc, rfc3339
-
-MAX_CENTS = 10**12
-MAX_COUNT = 10**9
+from app.services.bounds import MAX_CENTS, MAX_COUNT
+from app.timeutil import rfc3339
 
 
 class StrictSchema(ma.Schema):
@@ -44,8 +44,48 @@ def count(minimum: int = 0, maximum: int = MAX_COUNT, **kwargs: Any) -> StrictIn
     return StrictInteger(validate=validate.Range(min=minimum, max=maximum), **kwargs)
 
 
-class Timestamp(fields.AwareDateTime):
-    """RFC 3339: input must carry its offset; output is always UTC ending in `Z`."""
+# RFC 3339's `date-time`, ASCII digits only: ISO 8601's other shapes (week dates, ordinal dates,
+# the basic format without separators) are refused rather than guessed at.
+RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
+    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
+)
+
+
+def parse_rfc3339(value: str) -> datetime:
+    """An RFC 3339 time as an aware UTC datetime; ValueError if it is not one or cannot be held.
+
+    A leap second (`:60`) and a time whose UTC instant falls outside years 1..9999 are refused:
+    Python's datetime cannot hold either.
+    """
+    match = RFC3339.fullmatch(value)
+    if match is None:
+        raise ValueError("not RFC 3339")
+    year, month, day, hour, minute, second, fraction, sign, off_hours, off_minutes = match.groups()
+    microsecond = int((fraction or "0")[:6].ljust(6, "0"))
+    offset = timedelta(0)
+    if sign is not None:
+        if int(off_hours) > 23 or int(off_minutes) > 59:
+            raise ValueError("offset out of range")
+        offset = timedelta(hours=int(off_hours), minutes=int(off_minutes))
+        if sign == "-":
+            offset = -offset
+    local = datetime(
+        int(year), int(month), int(day), int(hour), int(minute), int(second), microsecond,
+        tzinfo=timezone(offset),
+    )
+    try:
+        return local.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range") from None
+
+
+class Timestamp(fields.DateTime):
+    """RFC 3339 in both directions: input must carry its offset; output is UTC ending in `Z`."""
+
+    default_error_messages = {
+        "invalid": "Not an RFC 3339 time (such as 2026-12-02T10:00:00Z) between years 0001 and 9999.",
+    }
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(format="iso", **kwargs)
@@ -55,22 +95,41 @@ class Timestamp(fields.AwareDateTime):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         if not isinstance(value, str) or len(value) > 64:
-            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
-        return as_utc(super()._deserialize(value, attr, data, **kwargs))
+            raise self.make_error("invalid")
+        try:
+            return parse_rfc3339(value)
+        except ValueError:
+            raise self.make_error("invalid") from None
+
+
+# Control characters (C0, DEL, C1: terminal escape sequences start with one) and the line and
+# paragraph separators: nothing a shop's name or sku needs, and each can garble a log or a terminal.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
 
 
 class Text(fields.String):
-    """A string the database can store: PostgreSQL text cannot hold NUL characters."""
+    """A string the database can store and a terminal can show: no control characters (PostgreSQL
+    text cannot hold NUL) and no lone surrogates."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         result = super()._deserialize(value, attr, data, **kwargs)
         if isinstance(result, str):
-            if "\x00" in result:
-                raise ma.ValidationError("Must not contain NUL characters.")
             try:
                 result.encode("utf-8")
             except UnicodeEncodeError:  # a lone surrogate such as "\ud800"
                 raise ma.ValidationError("Must be valid Unicode text.") from None
+            if any(unicodedata.category(c) in _REFUSED_CATEGORIES for c in result):
+                raise ma.ValidationError("Must not contain control characters.")
+        return result
+
+
+class Label(Text):
+    """A name or a sku: people read it, so it must show something."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        result = super()._deserialize(value, attr, data, **kwargs)
+        if isinstance(result, str) and result.strip() == "":
+            raise ma.ValidationError("Must not be blank.")
         return result
 
 
@@ -82,8 +141,16 @@ def text(min_length: int, max_length: int, **kwargs: Any) -> Text:
     return Text(validate=validate.Length(min=min_length, max=max_length), **kwargs)
 
 
-def name_field(**kwargs: Any) -> Text:
-    return text(1, 200, **kwargs)
+def label(max_length: int, **kwargs: Any) -> Label:
+    return Label(validate=validate.Length(min=1, max=max_length), **kwargs)
+
+
+def name_field(**kwargs: Any) -> Label:
+    return label(200, **kwargs)
+
+
+def sku_field(**kwargs: Any) -> Label:
+    return label(64, **kwargs)
 
 
 def email_field(**kwargs: Any) -> Email:

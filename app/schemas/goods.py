@@ -5,11 +5,11 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields
 
-from app.schemas.common import StrictSchema, Timestamp, cents, count, name_field, text
+from app.schemas.common import StrictSchema, Timestamp, cents, count, name_field, sku_field
 
 
 class GoodsCreateSchema(StrictSchema):
-    sku = text(1, 64, required=True)
+    sku = sku_field(required=True)
     name = name_field(required=True)
     price_cents = cents(minimum=1, required=True)
     stock = count(minimum=0, required=True)

@@ -34,6 +34,7 @@ from app.ids import new_id
 from app.models import FlashSale, FlashSaleBuyer, Goods, Order, OrderItem
 from app.models.orders import CANCELLED, PENDING, REFUNDED
 from app.services import users
+from app.services.bounds import MAX_CENTS
 from app.services.errors import (
     InsufficientStock,
     InvalidInput,
@@ -71,6 +72,11 @@ def create_sale(
 ) -> FlashSale:
     if ends_at <= starts_at:
         raise InvalidInput("ends_at", "Must be after starts_at.")
+    if price_cents * per_user_limit > MAX_CENTS:
+        # A buyer's order may take the whole limit at once: its total must stay within bounds.
+        raise InvalidInput(
+            "per_user_limit", f"price_cents times per_user_limit may be at most {MAX_CENTS} cents."
+        )
     if find(uow.session, Goods, goods_id) is None:
         raise InvalidInput("goods_id", f"Unknown goods {goods_id!r}.")
     moved = uow.session.execute(

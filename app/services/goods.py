@@ -6,16 +6,30 @@ value into Python and writing it back, so concurrent writers can't lose each oth
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from typing import Any
+
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.db import UnitOfWork
 from app.ids import looks_like_id, new_id
-from app.models import Goods
-from app.services.errors import Conflict, NotFound
+from app.models import FlashSale, Goods
+from app.services.bounds import MAX_COUNT
+from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.lookup import find
 from app.services.pagination import Page, paginate
 from app.timeutil import utcnow
+
+
+def _on_hand() -> Any:
+    """The goods' units not yet sold: available, reserved, and held by its flash sales (which
+    return the unsold ones to `stock_available` when they end)."""
+    held = (
+        select(func.coalesce(func.sum(FlashSale.units_held), 0))
+        .where(FlashSale.goods_id == Goods.id)
+        .scalar_subquery()
+    )
+    return Goods.stock_available + Goods.stock_reserved + held
 
 
 def create_goods(uow: UnitOfWork, sku: str, name: str, price_cents: int, stock: int) -> Goods:
@@ -49,16 +63,20 @@ def list_goods(uow: UnitOfWork, limit: int, cursor: str | None) -> Page[Goods]:
 
 
 def restock(uow: UnitOfWork, goods_id: str, quantity: int) -> Goods:
+    """Add `quantity` units, unless that would take the units on hand past the contract's bound:
+    the bound holds for what a request leads to, not only for the request's own field."""
     if not looks_like_id(goods_id):
         raise NotFound(f"No goods {goods_id!r}.")
     result = uow.session.execute(
         update(Goods)
-        .where(Goods.id == goods_id)
+        .where(Goods.id == goods_id, _on_hand() + quantity <= MAX_COUNT)
         .values(stock_available=Goods.stock_available + quantity, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise NotFound(f"No goods {goods_id!r}.")
+        uow.rollback()
+        get_goods(uow, goods_id)  # NotFound if there are no such goods
+        raise InvalidInput("quantity", f"Restocking would take the goods past {MAX_COUNT} units in stock.")
     uow.commit()
     goods = uow.session.get(Goods, goods_id, populate_existing=True)
     assert goods is not None

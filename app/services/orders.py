@@ -28,6 +28,7 @@ from app.models.orders import (
     PENDING,
     REFUNDED,
 )
+from app.services.bounds import MAX_CENTS
 from app.services.errors import Conflict, IdempotencyKeyReuse, InvalidInput, NotFound
 from app.services.lookup import find, order_row
 from app.services.pagination import Page, paginate
@@ -35,7 +36,6 @@ from app.timeutil import utcnow
 from sagas.engine import SagaEngine
 
 ORDER_SAGA = "order"
-MAX_ORDER_CENTS = 10**12  # the contract's bound on money
 # A key whose first request died before finishing may be taken over after this long.
 ABANDONED_KEY_AFTER = timedelta(seconds=60)
 
@@ -104,8 +104,8 @@ def _new_order(uow: UnitOfWork, user_id: str, lines: list[Line], coupon_id: str 
             raise InvalidInput("coupon_id", "No such coupon of yours.")
         discount_cap = coupon.amount_off_cents
     total = sum(prices[line.goods_id] * line.quantity for line in lines)
-    if total > MAX_ORDER_CENTS:
-        raise InvalidInput("items", f"The order's total may be at most {MAX_ORDER_CENTS} cents.")
+    if total > MAX_CENTS:
+        raise InvalidInput("items", f"The order's total may be at most {MAX_CENTS} cents.")
     discount = min(discount_cap, total)
     order = Order(
         id=new_id("ord"),

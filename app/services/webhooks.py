@@ -6,8 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 TOLERANCE_SECONDS = 300
+
+# ASCII only: `str.isdigit()` takes "²", which int() refuses, and hmac.compare_digest refuses a
+# str holding anything but ASCII; a header is checked against these before either sees it.
+TIMESTAMP = re.compile(r"[0-9]{1,12}")
+SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 
 def expected_signature(secret: str, timestamp: str, raw_body: bytes) -> str:
@@ -28,7 +34,8 @@ def verify(
             timestamp = value
         elif key == "v1":
             candidates.append(value)
-    if timestamp is None or not timestamp.isdigit() or len(timestamp) > 12 or not candidates:
+    candidates = [candidate for candidate in candidates if SIGNATURE.fullmatch(candidate)]
+    if timestamp is None or not TIMESTAMP.fullmatch(timestamp) or not candidates:
         return False
     if abs(now - int(timestamp)) > tolerance:
         return False
