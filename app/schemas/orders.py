@@ -87,4 +87,4 @@ class OrderPageSchema(ma.Schema):
 
 class OrderQuerySchema(PageQuerySchema):
     status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
-    user_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    user_id = text(1, 64, load_default=None)
