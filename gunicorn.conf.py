@@ -12,6 +12,16 @@ checks that the port is free and stops with one line if it is not.
 
 `post_worker_init` freezes the objects a worker was built from, so that the garbage collector's
 full collections no longer stall every request the worker holds (docs/benchmarks.md, session 7).
+
+The request limits are raised so that the app, not gunicorn, judges what it can: a long URL gets
+the app's answer, an over-long `X-Request-ID` is replaced by a new id. They stay bounded, and
+what gunicorn still refuses (beyond them, or not valid HTTP) `app.gunicorn_worker.ProblemWorker`
+answers as problem+json with an `X-Request-ID`, as every other error.
+
+No control socket: gunicorn's default path is per user, not per instance, so a second gunicorn
+on the machine (`make run` beside a test run) would replace it, and the first to stop delete it.
+A path under var/ would not do better, as both run from the repository root. Nothing here uses
+`gunicornc`.
 """
 
 import errno
@@ -19,6 +29,9 @@ import gc
 import os
 import socket
 import sys
+from typing import Any
+
+from gunicorn.glogging import Logger
 
 from app.config import exit_with, load_settings_or_exit
 
@@ -38,10 +51,36 @@ def _count(name: str, default: int) -> int:
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = _count("GUNICORN_WORKERS", 2)
 threads = _count("GUNICORN_THREADS", 4)
-worker_class = "gthread"
+worker_class = "app.gunicorn_worker.ProblemWorker"  # gthread, refusals as problem+json
 keepalive = 30
 accesslog = None
 reuse_port = True
+control_socket_disable = True
+# The longest request line gunicorn takes short of no limit at all (it cuts larger values to this).
+limit_request_line = 8190
+# One header line, name included: room for big bearer tokens, and for an over-long X-Request-ID.
+limit_request_field_size = 16384
+# gunicorn's default, stated because with the field size it bounds the header bytes it buffers
+# per request: 100 x 16 KiB, about 1.6 MB.
+limit_request_fields = 100
+
+
+class ReusePortLogger(Logger):
+    """gunicorn's logger without the arbiter's "Listening at:" line when it has no address.
+
+    The arbiter names the sockets it made; with reuse_port the workers make them, so its line
+    would read "Listening at:  (PID)". `on_starting` logs the addresses instead.
+    """
+
+    ARBITER_LISTENING = "Listening at: %s (%s)"
+
+    def info(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if msg == self.ARBITER_LISTENING and args and not args[0]:
+            return
+        super().info(msg, *args, **kwargs)
+
+
+logger_class = ReusePortLogger
 
 
 def on_starting(server):  # type: ignore[no-untyped-def]
@@ -58,7 +97,7 @@ def on_starting(server):  # type: ignore[no-untyped-def]
             sys.exit(f"gunicorn: cannot listen on {host}:{port}: {reason}")
         finally:
             probe.close()
-    # gunicorn's own "Listening at:" line is empty when the workers make the sockets
+    # in place of the arbiter's line, which has no address when the workers make the sockets
     server.log.info("Listening at: %s (a SO_REUSEPORT socket per worker)", ", ".join(server.cfg.bind))
 
 

@@ -46,9 +46,11 @@ CODE_BY_STATUS = {
     405: "method-not-allowed",
     409: "conflict",
     413: "validation",
+    414: "validation",
     415: "validation",
     422: "validation",
     429: "rate-limited",
+    431: "validation",
     503: "unavailable",
 }
 

@@ -39,7 +39,7 @@ def stack(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory)
     def ready() -> bool:
         try:
             return http.get(stack.url("/readyz"), timeout=2).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # a worker listens before the app loads
             return False
 
     try:
