@@ -24,6 +24,7 @@ from app.logs import install_filter, request_id_var
 from app.state import state
 from tasks import flash as flash_tasks
 from tasks import saga as saga_tasks
+from tasks import sandbox as sandbox_tasks
 from tasks.consumer import patch_redis_channel
 from tasks.relay import OutboxRelay
 
@@ -70,16 +71,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "schedule": float(settings.sweep_interval_seconds),
                 "options": {"queue": "orders", "expires": float(settings.sweep_interval_seconds)},
             },
-            # A flash sale's winners' sagas, sent when their turn comes and buyers are not rushing.
+            # A flash sale's winners' sagas, sent when their turn comes and buyers are not rushing;
+            # sent only while one waits, so an idle beat sends nothing.
             "flash-release": {
                 "task": flash_tasks.RELEASE_TASK,
-                "schedule": flash_tasks.RELEASE_EVERY_SECONDS,
+                "schedule": flash_tasks.WhileHeld(flash_tasks.RELEASE_EVERY_SECONDS),
                 "options": {"queue": "orders", "expires": flash_tasks.RELEASE_EVERY_SECONDS},
             },
             # The sandbox provider's own backstop for webhooks it could not hand to the broker.
             "sandbox-redeliver": {
                 "task": "sandbox.redeliver_pending",
-                "schedule": 30.0,
+                "schedule": sandbox_tasks.WhileOverdue(30.0),
                 "options": {"queue": "sandbox", "expires": 30.0},
             },
         },

@@ -8,11 +8,20 @@ import time
 from celery import shared_task
 
 from app.services import flash_sales
-from app.state import state
+from app.state import AppState, state
 from sagas.order_saga import GIVE_BACK_TASK
+from tasks.schedules import WhenNeeded
 
 RELEASE_TASK = "orders.flash.release"
-RELEASE_EVERY_SECONDS = 1.0  # beat sends RELEASE_TASK this often
+RELEASE_EVERY_SECONDS = 1.0  # while a first step is held, beat sends RELEASE_TASK this often
+
+
+class WhileHeld(WhenNeeded):
+    """Beat's schedule for RELEASE_TASK: due only while a winner's first step is held in the
+    outbox (tasks/relay.py); with none held there is nothing to release."""
+
+    def needed(self, app_state: AppState) -> bool:
+        return app_state.relay.holds_any()
 
 
 @shared_task(name=RELEASE_TASK, acks_late=False, ignore_result=True)

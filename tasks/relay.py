@@ -46,6 +46,14 @@ class OutboxRelay:
             )
         return self.send(messages)
 
+    def holds_any(self) -> bool:
+        """Whether any held message waits for `release_due`. Beat asks this before each tick
+        of the releaser (tasks/flash.py), so it is one read on the index of held messages."""
+        outbox: Table = OutboxMessage.__table__  # type: ignore[assignment]
+        waiting = select(outbox.c.id).where(outbox.c.held.is_(True), outbox.c.sent_at.is_(None)).limit(1)
+        with self.db.engine.connect() as connection:
+            return connection.execute(waiting).first() is not None
+
     def release_due(self, due_by: datetime, limit: int) -> int:
         """Send up to `limit` held messages due by `due_by`, the earliest first.
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from celery import Task, shared_task
 
 from app.sandbox import webhooks
-from app.state import state
+from app.state import AppState, state
+from tasks.schedules import WhenNeeded
 
 
 @shared_task(bind=True, name=webhooks.DELIVER_TASK, max_retries=None, ignore_result=True)
@@ -26,3 +27,10 @@ def deliver_webhook(self: Task, delivery_id: str) -> str:
 def redeliver_pending() -> int:
     """Send again the deliveries whose message was lost (broker down at commit, worker killed)."""
     return webhooks.redeliver(state().db)
+
+
+class WhileOverdue(WhenNeeded):
+    """Beat's schedule for the redelivery sweep: due only while a delivery is overdue."""
+
+    def needed(self, app_state: AppState) -> bool:
+        return webhooks.any_overdue(app_state.db)

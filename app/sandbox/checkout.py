@@ -2,7 +2,10 @@
 
 `GET /sandbox/checkout/<id>` shows the amount, the reference and two buttons; the form POSTs to
 `.../pay` or `.../decline`, which settle the payment through `service.settle` (the same
-compare-and-set the API uses, so the webhook goes out the same way) and show the result.
+compare-and-set the API uses, so the webhook goes out the same way) and answer 303 See Other
+back to `GET /sandbox/checkout/<id>`, which then shows the outcome (Post/Redirect/Get): the
+buyer's reload or back button only reads the page again, never posts the form a second time.
+Once settled, the page links back to the shop.
 
 No authentication, as at a real provider: the payment id is unguessable, and the page reveals
 nothing but the amount and the shop's reference. A plain HTML form, no script; the page may not
@@ -18,7 +21,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, render_template_string, request, url_for
 
 from app.sandbox import service
-from app.sandbox.models import PENDING, SandboxPayment
+from app.sandbox.models import FAILED, PENDING, REFUNDED, SUCCEEDED, VOIDED, SandboxPayment
 from app.state import state
 
 blp = Blueprint("sandbox_checkout", __name__, url_prefix="/sandbox/checkout")
@@ -75,6 +78,9 @@ PAGE = """<!doctype html>
   .decline { background: #fff; color: #374151; box-shadow: inset 0 0 0 1px #d1d5db; }
   .decline:hover { background: #f9fafb; }
   .message { margin: 0 0 24px; color: #374151; }
+  .back { margin: 0; }
+  .back a { color: #4f46e5; font-weight: 600; text-decoration: none; }
+  .back a:hover { text-decoration: underline; }
   .note { margin: 24px 0 0; font-size: 12px; color: #9ca3af; }
 </style>
 </head>
@@ -99,6 +105,8 @@ PAGE = """<!doctype html>
       <button type="submit" class="decline">Decline</button>
     </form>
   </div>
+  {% elif shop_url %}
+  <p class="back"><a href="{{ shop_url }}">Back to the shop</a></p>
   {% endif %}
   {% endif %}
   <p class="note">This is a test provider: no real money moves.</p>
@@ -106,6 +114,15 @@ PAGE = """<!doctype html>
 </body>
 </html>
 """
+
+
+# The heading and message of a settled payment's page, by status.
+OUTCOMES = {
+    SUCCEEDED: ("Payment received", "Thank you: the shop is notified of your payment."),
+    FAILED: ("Payment declined", "The payment was declined."),
+    VOIDED: ("Payment cancelled", "The shop cancelled this payment."),
+    REFUNDED: ("Payment refunded", "The shop gave this payment back."),
+}
 
 
 def format_amount(amount_cents: int, currency: str) -> str:
@@ -117,13 +134,18 @@ def format_amount(amount_cents: int, currency: str) -> str:
 
 @blp.get("/<payment_id>")
 def show(payment_id: str) -> Response:
+    """The buttons while the payment is pending, its outcome once settled.
+
+    Also the page a settling post redirects to, so it must only read: reloading it is harmless.
+    """
     with state().db.uow() as uow:
         try:
             payment = service.get_payment(uow, payment_id)
         except service.PaymentNotFound:
             return _not_found()
-    title = "Pay" if payment.status == PENDING else "Payment"
-    message = None if payment.status == PENDING else f"This payment is {payment.status}."
+    if payment.status == PENDING:
+        return _page("Pay", payment=payment)
+    title, message = OUTCOMES.get(payment.status, ("Payment", f"This payment is {payment.status}."))
     return _page(title, payment=payment, message=message)
 
 
@@ -142,16 +164,18 @@ def _settle(payment_id: str, outcome: service.Outcome) -> Response:
         return _page("Not allowed", status=403, message="This form can only be sent from its own page.")
     with state().db.uow() as uow:
         try:
-            payment = service.settle(uow, payment_id, outcome)
+            service.settle(uow, payment_id, outcome)
         except service.PaymentNotFound:
             return _not_found()
         except service.WrongStatus as refused:
+            # A form sent again from a stale page (another tab, an old history entry).
             payment = service.get_payment(uow, payment_id)
             message = f"This payment is already {refused.status_now}."
             return _page("Already settled", payment=payment, message=message, status=409)
-    if outcome == "succeeded":
-        return _page("Payment received", payment=payment, message="Thank you: the shop is being told.")
-    return _page("Payment declined", payment=payment, message="The payment was declined.")
+    # 303, not 302: the browser follows with a GET whatever the method was. A relative Location
+    # resolves against the address the buyer used, whatever proxy is in front.
+    location = url_for(".show", payment_id=payment_id)
+    return Response(status=303, headers={"Location": location, **SECURITY_HEADERS})
 
 
 def _same_origin() -> bool:
@@ -166,6 +190,27 @@ def _same_origin() -> bool:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _shop_url(callback_url: str) -> str | None:
+    """Where "Back to the shop" leads: the root of the site that takes this payment's webhooks.
+
+    The create API carries no return URL and the sandbox knows none of the shop's pages, so the
+    way back is the callback URL's origin: for this shop, the origin of its ORDERSAGA_PUBLIC_URL.
+    Built from scheme, host and port only: credentials in the callback URL (a shop may use basic
+    auth for its webhooks) must not reach the buyer, nor may anything but http(s) reach an href.
+    """
+    parts = urlsplit(callback_url)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
+        return None
+    if ":" in host:  # an IPv6 address, which urlsplit gives without its brackets
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}{'' if port is None else f':{port}'}/"
 
 
 def _not_found() -> Response:
@@ -183,6 +228,7 @@ def _page(
         amount=format_amount(payment.amount_cents, payment.currency) if payment else None,
         pay_url=url_for(".pay", payment_id=payment.id) if payment else None,
         decline_url=url_for(".decline", payment_id=payment.id) if payment else None,
+        shop_url=_shop_url(payment.callback_url) if payment else None,
         **{"message": None, **context},
     )
     return Response(html, status=status, mimetype="text/html", headers=SECURITY_HEADERS)

@@ -23,12 +23,12 @@ import time
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 import requests
 from celery.utils.time import get_exponential_backoff_interval
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 
 from app.db import Database, UnitOfWork
 from app.ids import new_id
@@ -292,6 +292,21 @@ def _snippet(response: requests.Response) -> str:
     return " ".join(text.split())[:RESPONSE_SNIPPET]
 
 
+def _is_overdue(now: datetime, older_than: timedelta) -> Any:
+    return and_(
+        SandboxWebhookDelivery.delivered_at.is_(None),
+        SandboxWebhookDelivery.attempts < MAX_ATTEMPTS,
+        SandboxWebhookDelivery.next_attempt_at < now - older_than,
+    )
+
+
+def any_overdue(db: Database, older_than: timedelta = OVERDUE) -> bool:
+    """Whether the redelivery sweep would find anything: beat asks before each of its ticks."""
+    waiting = select(SandboxWebhookDelivery.id).where(_is_overdue(utcnow(), older_than)).limit(1)
+    with db.engine.connect() as connection:
+        return connection.execute(waiting).first() is not None
+
+
 def overdue(db: Database, older_than: timedelta = OVERDUE, limit: int = 500) -> list[str]:
     """Undelivered events whose attempt is `older_than` past due; marks them due now.
 
@@ -303,11 +318,7 @@ def overdue(db: Database, older_than: timedelta = OVERDUE, limit: int = 500) -> 
         ids = list(
             uow.session.scalars(
                 select(SandboxWebhookDelivery.id)
-                .where(
-                    SandboxWebhookDelivery.delivered_at.is_(None),
-                    SandboxWebhookDelivery.attempts < MAX_ATTEMPTS,
-                    SandboxWebhookDelivery.next_attempt_at < now - older_than,
-                )
+                .where(_is_overdue(now, older_than))
                 .order_by(SandboxWebhookDelivery.next_attempt_at)
                 .limit(limit)
                 .with_for_update(skip_locked=True)

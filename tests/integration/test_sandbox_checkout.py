@@ -1,7 +1,8 @@
 """The sandbox provider's buyer side and its webhooks, in-process on PostgreSQL.
 
-The checkout page settles a payment and records its webhook event in the same transaction; the
-delivery task is only sent (here: recorded, no worker runs in-process). Deliveries are attempted
+The checkout page settles a payment and records its webhook event in the same transaction, then
+redirects (303) to the page's own address, which shows the outcome; the delivery task is only
+sent (here: recorded, no worker runs in-process). Deliveries are attempted
 by calling the delivery logic directly against a small local HTTP receiver, which sees exactly
 what a shop would: the raw body, the signature header, and answers it chooses.
 """
@@ -141,7 +142,7 @@ def attempt(app: Flask, delivery_id: str) -> webhooks.Attempt:
 def paid(client: FlaskClient, callback_url: str, **changes: Any) -> tuple[dict[str, Any], str]:
     """A payment paid at checkout, and the id of the event it owes the shop."""
     payment = create(client, callback_url, **changes)
-    assert client.post(f"/sandbox/checkout/{payment['id']}/pay").status_code == 200
+    assert client.post(f"/sandbox/checkout/{payment['id']}/pay").status_code == 303
     app = client.application
     [event] = deliveries(app, payment["id"])
     return payment, event.id
@@ -150,6 +151,15 @@ def paid(client: FlaskClient, callback_url: str, **changes: Any) -> tuple[dict[s
 def html(response: Any) -> str:
     assert response.mimetype == "text/html"
     return str(response.get_data(as_text=True))
+
+
+def redirected_to_page(response: Any, payment_id: str) -> str:
+    """Assert `response` is a settled post's 303 to the payment's page; return that page's path."""
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/sandbox/checkout/{payment_id}"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.get_data() == b""
+    return str(response.headers["Location"])
 
 
 # -- the checkout page -------------------------------------------------------------------------
@@ -207,10 +217,11 @@ def test_pay_settles_records_one_event_and_sends_its_task(
 ) -> None:
     payment = create(client, "http://127.0.0.1:9/hook")
     response = client.post(f"/sandbox/checkout/{payment['id']}/pay")
-    assert response.status_code == 200
-    page = html(response)
-    assert "Payment received" in page and "CNY 32.50" in page and "succeeded" in page
-    assert ">Pay</button>" not in page
+    result = client.get(redirected_to_page(response, payment["id"]))
+    assert result.status_code == 200
+    page = html(result)
+    assert "<h1>Payment received</h1>" in page and "CNY 32.50" in page and "succeeded" in page
+    assert ">Pay</button>" not in page and 'method="post"' not in page
     assert status_of(client, payment["id"]) == "succeeded"
 
     [event] = deliveries(app, payment["id"])
@@ -232,25 +243,76 @@ def test_pay_settles_records_one_event_and_sends_its_task(
     ]
 
 
+def test_reloading_the_result_page_only_shows_it_again(app: Flask, client: FlaskClient, sent: Sent) -> None:
+    """What the browser does after the 303 and on every reload: a GET, which settles nothing."""
+    payment = create(client, "http://127.0.0.1:9/hook")
+    first = client.post(f"/sandbox/checkout/{payment['id']}/pay", follow_redirects=True)
+    assert [step.status_code for step in first.history] == [303]
+    assert first.request.method == "GET" and first.request.path == f"/sandbox/checkout/{payment['id']}"
+    assert first.status_code == 200
+    shown = html(first)
+    assert "<h1>Payment received</h1>" in shown
+    assert "Already settled" not in shown
+    for _reload in range(2):
+        again = client.get(f"/sandbox/checkout/{payment['id']}")
+        assert again.status_code == 200 and html(again) == shown
+    assert status_of(client, payment["id"]) == "succeeded"
+    assert len(deliveries(app, payment["id"])) == 1 and len(sent.calls) == 1
+
+
+def test_the_result_page_links_back_to_the_shop(client: FlaskClient, sent: Sent) -> None:
+    """The way back is the callback URL's origin: the shop's site, never its webhook's path."""
+    pending = create(client, "http://127.0.0.1:8000/api/v1/payments/webhooks/sandbox")
+    assert "Back to the shop" not in html(client.get(f"/sandbox/checkout/{pending['id']}"))
+    for verb in ("pay", "decline"):
+        payment = create(client, "http://127.0.0.1:8000/api/v1/payments/webhooks/sandbox")
+        response = client.post(f"/sandbox/checkout/{payment['id']}/{verb}")
+        page = html(client.get(redirected_to_page(response, payment["id"])))
+        assert '<a href="http://127.0.0.1:8000/">Back to the shop</a>' in page
+        assert "/webhooks/" not in page
+
+
+@pytest.mark.parametrize(
+    ("callback_url", "shop_url"),
+    [
+        ("https://shop.example/hooks/sandbox?x=1#y", "https://shop.example/"),
+        ("https://hook:s3cret@Shop.Example:8443/hooks", "https://shop.example:8443/"),
+        ("http://[::1]:8000/hook", "http://[::1]:8000/"),
+    ],
+)
+def test_the_link_back_carries_scheme_host_and_port_only(
+    client: FlaskClient, sent: Sent, callback_url: str, shop_url: str
+) -> None:
+    payment = create(client, callback_url)
+    client.post(f"/sandbox/checkout/{payment['id']}/pay")
+    page = html(client.get(f"/sandbox/checkout/{payment['id']}"))
+    assert f'<a href="{shop_url}">Back to the shop</a>' in page
+    assert "s3cret" not in page and "hooks" not in page
+
+
 def test_a_second_submission_is_a_409_page_and_no_second_event(
     app: Flask, client: FlaskClient, sent: Sent
 ) -> None:
+    """A form posted again from a stale page (another tab, an old history entry)."""
     payment = create(client, "http://127.0.0.1:9/hook")
-    assert client.post(f"/sandbox/checkout/{payment['id']}/pay").status_code == 200
+    assert client.post(f"/sandbox/checkout/{payment['id']}/pay").status_code == 303
     for verb in ("pay", "decline"):
         again = client.post(f"/sandbox/checkout/{payment['id']}/{verb}")
         assert again.status_code == 409
-        assert "This payment is already succeeded" in html(again)
+        page = html(again)
+        assert "Already settled" in page and "This payment is already succeeded" in page
+        assert '<a href="http://127.0.0.1:9/">Back to the shop</a>' in page
     assert status_of(client, payment["id"]) == "succeeded"
     assert len(deliveries(app, payment["id"])) == 1 and len(sent.calls) == 1
     page = html(client.get(f"/sandbox/checkout/{payment['id']}"))
-    assert "This payment is succeeded" in page and ">Pay</button>" not in page
+    assert "<h1>Payment received</h1>" in page and ">Pay</button>" not in page
 
 
 def test_decline_fails_the_payment_and_announces_it(app: Flask, client: FlaskClient, sent: Sent) -> None:
     payment = create(client, "http://127.0.0.1:9/hook")
     response = client.post(f"/sandbox/checkout/{payment['id']}/decline")
-    assert response.status_code == 200 and "Payment declined" in html(response)
+    page = html(client.get(redirected_to_page(response, payment["id"])))
+    assert "<h1>Payment declined</h1>" in page and "failed" in page
     assert status_of(client, payment["id"]) == "failed"
     [event] = deliveries(app, payment["id"])
     assert event.type == "payment.failed" and event.payload["type"] == "payment.failed"
@@ -264,6 +326,8 @@ def test_a_voided_payment_cannot_be_paid(app: Flask, client: FlaskClient, sent: 
     response = client.post(f"/sandbox/checkout/{payment['id']}/pay")
     assert response.status_code == 409 and "This payment is already voided" in html(response)
     assert deliveries(app, payment["id"]) == [] and sent.calls == []
+    page = html(client.get(f"/sandbox/checkout/{payment['id']}"))
+    assert "<h1>Payment cancelled</h1>" in page and ">Pay</button>" not in page
 
 
 def test_a_broker_that_cannot_take_the_task_does_not_fail_the_buyer(
@@ -272,7 +336,7 @@ def test_a_broker_that_cannot_take_the_task_does_not_fail_the_buyer(
     sent.fail = True
     payment = create(client, "http://127.0.0.1:9/hook")
     response = client.post(f"/sandbox/checkout/{payment['id']}/pay")
-    assert response.status_code == 200 and "Payment received" in html(response)
+    assert "Payment received" in html(client.get(redirected_to_page(response, payment["id"])))
     assert status_of(client, payment["id"]) == "succeeded"
     [event] = deliveries(app, payment["id"])
     assert event.delivered_at is None  # the redelivery sweep sends it later
@@ -294,7 +358,7 @@ def test_a_cross_site_form_post_is_refused(app: Flask, client: FlaskClient, sent
         assert response.status_code == 403 and "Not allowed" in html(response)
     assert status_of(client, payment["id"]) == "pending" and deliveries(app) == []
     own = client.post(f"/sandbox/checkout/{payment['id']}/pay", headers={"Origin": "http://localhost"})
-    assert own.status_code == 200
+    redirected_to_page(own, payment["id"])
 
 
 def test_the_api_announces_pay_decline_and_refund_but_not_void(

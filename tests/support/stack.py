@@ -88,7 +88,7 @@ class Stack:
     def _ready(self) -> bool:
         try:
             return self.http.get(self.url("/healthz"), timeout=2).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # a worker listens before its app loads
             return False
 
     # -- HTTP ---------------------------------------------------------------------------------

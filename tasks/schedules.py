@@ -1,0 +1,40 @@
+"""Beat schedules for backstops that have nothing to do most of the time.
+
+A routine tick that finds nothing still costs a message, two worker log lines and a row in
+Flower's task list; sent every second it drowns the tasks an operator looks for. So these ask
+the database first, once per `run_every` (one indexed read, neither a message nor a log line),
+and are due only when there is work. When the question fails (the database is down, say), the
+tick is sent anyway: a needless tick does nothing, a missed one would leave work waiting. A lost
+tick is made up by the next one, which asks again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from celery import Celery
+from celery.schedules import schedstate, schedule
+
+from app.state import AppState, state
+
+log = logging.getLogger(__name__)
+
+
+class WhenNeeded(schedule):
+    """Every `run_every`, but only when `needed` finds work."""
+
+    def needed(self, app_state: AppState) -> bool:
+        raise NotImplementedError
+
+    def is_due(self, last_run_at: datetime) -> schedstate:
+        due, next_check = super().is_due(last_run_at)
+        return schedstate(due and self._ask(self.app), next_check)
+
+    def _ask(self, celery_app: Celery) -> bool:
+        try:
+            return self.needed(state(celery_app.flask_app))
+        except Exception as error:  # noqa: BLE001 - cannot tell: a needless tick is harmless
+            name = type(self).__name__
+            log.warning("%s cannot tell whether there is work (%s): sending anyway", name, error)
+            return True
