@@ -47,7 +47,7 @@ class ProblemApi(Api):  # type: ignore[misc]
 def create_app(settings: Settings | None = None, database: Database | None = None) -> Flask:
     settings = settings or load_settings_or_exit()
     configure_logging()
-    if settings.used_development_secrets:
+    if settings.warn_development_secrets:
         log.warning("ORDERSAGA_ENV=development: using fixed development secrets; never in production")
 
     app = Flask("ordersaga")
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        OPENAPI_SWAGGER_UI_URL="/api/docs/static/",  # served by app/api/docs.py, so no CDN is needed
         MAX_CONTENT_LENGTH=1024 * 1024,
         API_SPEC_OPTIONS={
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 
 def _register_api(app: Flask) -> None:
-    from app.api import admin, coupons, flash_sales, goods, ops, orders, payments, users
+    from app.api import admin, coupons, docs, flash_sales, goods, ops, orders, payments, users
     from app.api.problems import handle_service_error, handle_unexpected, problem
     from app.services.errors import ServiceError
 
@@ -101,6 +101,7 @@ def _register_api(app: Flask) -> None:
     ):
         api.register_blueprint(blueprint)
     app.register_blueprint(ops.blp)
+    app.register_blueprint(docs.blp)
     from app.api import admin_ui
 
     app.register_blueprint(admin_ui.blp)

@@ -6,10 +6,12 @@ stops each of them the same way: one line naming the variable, and a non-zero ex
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import NoReturn
 from urllib.parse import urlsplit
@@ -27,6 +29,18 @@ DEVELOPMENT_SECRETS = {
     "ORDERSAGA_SANDBOX_API_KEY": "dev-sandbox-api-key",
     "ORDERSAGA_SANDBOX_WEBHOOK_SECRET": "dev-sandbox-webhook-secret",
 }
+DEVELOPMENT_SECRETS_WARNING = (
+    "ORDERSAGA_ENV=development: using fixed development secrets; never in production"
+)
+# `make run` says DEVELOPMENT_SECRETS_WARNING once for all its processes, and sets this variable
+# for them so that they do not repeat it five times.
+DEVELOPMENT_WARNING_GIVEN = "ORDERSAGA_DEVELOPMENT_WARNING_GIVEN"
+
+# While `make run` runs, the settings it runs with (its private Redis may be on any port), so that
+# a command typed beside it from the repository root needs nothing exported. It holds a lock on
+# the file for as long as it runs: a file left behind by a make run that was killed is ignored.
+MAKE_RUN_SETTINGS = os.path.join("var", "make-run.json")
+SETTING_NAMES = ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL")
 
 
 class ConfigError(Exception):
@@ -57,6 +71,9 @@ class Settings:
     flash_rush_hold_seconds: int = 30
     worker_nice: int = 10
     used_development_secrets: bool = False
+    # Whether this process says at start that it uses the development secrets: not when the
+    # `make run` that started it has already said so.
+    warn_development_secrets: bool = False
 
     @property
     def is_development(self) -> bool:
@@ -170,6 +187,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     admin_token, dev1 = _secret(environ, "ORDERSAGA_ADMIN_TOKEN", env)
     api_key, dev2 = _secret(environ, "ORDERSAGA_SANDBOX_API_KEY", env)
     webhook_secret, dev3 = _secret(environ, "ORDERSAGA_SANDBOX_WEBHOOK_SECRET", env)
+    used_development_secrets = dev1 or dev2 or dev3
+    warning_given = _get(environ, DEVELOPMENT_WARNING_GIVEN) is not None
     return Settings(
         env=env,
         database_url=_database_url(environ),
@@ -194,12 +213,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         flash_rush_hold_seconds=_rush_hold(environ, saga_stale_seconds),
         worker_nice=_nice(environ, "ORDERSAGA_WORKER_NICE", 10),
-        used_development_secrets=dev1 or dev2 or dev3,
+        used_development_secrets=used_development_secrets,
+        warn_development_secrets=used_development_secrets and not warning_given,
     )
 
 
 def load_settings_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
     """Entry points call this: a bad setting ends the process with one line, not a traceback."""
+    join_make_run()
     load_dotenv_file()
     try:
         return load_settings(environ)
@@ -217,3 +238,49 @@ def load_dotenv_file() -> None:
     from dotenv import load_dotenv
 
     load_dotenv(os.path.join(os.getcwd(), ".env"), override=False)
+
+
+def is_setting(name: str) -> bool:
+    """Whether an environment variable is one of the service's settings (ORDERSAGA_TEST_* are the
+    test suite's, which a developer may well keep exported)."""
+    return (name.startswith("ORDERSAGA_") and not name.startswith("ORDERSAGA_TEST_")) or name in SETTING_NAMES
+
+
+def read_make_run_settings(path: str = MAKE_RUN_SETTINGS) -> dict[str, str] | None:
+    """The settings of the `make run` running from this directory; None when none runs."""
+    try:
+        handle = open(path, encoding="utf-8")  # noqa: SIM115 - held open while its lock is probed
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # make run holds the lock: it is running
+        else:
+            return None  # nobody holds it: left behind by a make run that no longer runs
+        try:
+            data = json.load(handle)
+        except ValueError:
+            return None  # being written: make run has not started its processes yet
+    if not isinstance(data, dict):
+        return None
+    return {str(name): str(value) for name, value in data.items() if is_setting(str(name))}
+
+
+def join_make_run(environ: MutableMapping[str, str] | None = None, path: str = MAKE_RUN_SETTINGS) -> bool:
+    """Give a process that is configured by nothing the settings of the `make run` beside it.
+
+    Only when the environment holds no ordersaga setting at all: a process that has one (a test's,
+    a deployment's) is configured by its own environment alone, and a running make run must not
+    fill in what it left out. Returns whether the settings were taken.
+    """
+    environ = os.environ if environ is None else environ
+    if any(is_setting(name) for name in environ):
+        return False
+    settings = read_make_run_settings(path)
+    if not settings:
+        return False
+    for name, value in settings.items():
+        environ.setdefault(name, value)
+    return True

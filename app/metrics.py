@@ -3,7 +3,8 @@
 Counters and histograms live in prometheus_client's multiprocess mode: each process writes its
 own files under PROMETHEUS_MULTIPROC_DIR and `/metrics` sums them. Figures that the database or the
 broker already knows (orders by status, queue depth) are read at scrape time instead, so they
-are right even after a process dies.
+are right even after a process dies. Flower shares the directory (it runs with the app loaded)
+but serves its own `flower_*` metrics on its own port, so `/metrics` leaves them out.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from prometheus_client import (  # noqa: E402
     multiprocess,
     values,
 )
-from prometheus_client.core import GaugeMetricFamily  # noqa: E402
+from prometheus_client.core import GaugeMetricFamily, Metric  # noqa: E402
 from prometheus_client.registry import Collector  # noqa: E402
 
 # Another library (Flower, imported by the celery command) may have imported prometheus_client
@@ -122,9 +123,32 @@ class ScrapeTimeCollector(Collector):
             yield from source()
 
 
+# Families that other programs write into the shared directory. Flower's command loads the app,
+# so the metrics Flower creates afterwards are multiprocess ones and land there too; they are
+# Flower's, not this service's, and Flower serves them itself on its own port.
+FOREIGN_PREFIXES = ("flower_",)
+
+
+class OwnMultiProcessCollector(Collector):
+    """The families summed from PROMETHEUS_MULTIPROC_DIR, less those of other programs."""
+
+    def __init__(self) -> None:
+        self.files = multiprocess.MultiProcessCollector(None)
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self.files.collect():
+            if not family.name.startswith(FOREIGN_PREFIXES):
+                yield family
+
+
+# The classic text format: every name here is a classic one, which formats 0.0.4 and 1.0.0 write
+# alike, and every Prometheus server reads 0.0.4.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
 def render(sources: list[GaugeSource]) -> bytes:
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    registry.register(OwnMultiProcessCollector())
     registry.register(ScrapeTimeCollector(sources))
     return generate_latest(registry)
 

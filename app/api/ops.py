@@ -1,4 +1,4 @@
-"""Liveness, readiness and metrics for the platform that runs the service."""
+"""Liveness, readiness and metrics for the platform that runs the service, and its front page."""
 
 from __future__ import annotations
 
@@ -15,6 +15,26 @@ from app.state import AppState, state
 from sagas.models import SAGA_STATUSES, Saga
 
 blp = Blueprint("ops", __name__)
+
+# What the service's root shows a person who arrives there: the sandbox's "Back to the shop"
+# leads here, and so does a newcomer's first look at http://127.0.0.1:8000/.
+INDEX = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ordersaga</title></head>
+<body style="font-family: system-ui, sans-serif; margin: 40px;">
+<h1>ordersaga</h1>
+<p>The order-and-payment service is running.</p>
+<ul>
+<li><a href="/api/v1/goods">The goods</a> (the API, under /api/v1)</li>
+<li><a href="/api/docs">The API's documentation</a></li>
+<li><a href="/admin/sagas">The saga console</a> (operators)</li>
+</ul>
+</body></html>
+"""
+
+
+@blp.get("/")
+def index() -> Response:
+    return Response(INDEX, mimetype="text/html")
 
 
 @blp.get("/healthz")
@@ -54,7 +74,8 @@ def _database_answers(app_state: AppState) -> tuple[bool, str]:
 def metrics_endpoint() -> Response:
     app_state = state()
     body = metrics.render([lambda: _queue_depth(app_state), lambda: _orders_and_sagas(app_state)])
-    return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8")
+    # content_type, not mimetype: Flask would add a second "; charset=utf-8" to a text/* mimetype.
+    return Response(body, content_type=metrics.CONTENT_TYPE)
 
 
 def _orders_and_sagas(app_state: AppState) -> Iterable[GaugeMetricFamily]:

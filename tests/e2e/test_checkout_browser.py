@@ -23,27 +23,14 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from scripts.browser import ensure_chromium
 from scripts.servers import Server
+from tests.support.browser import PAGE_TIMEOUT, chromium
 from tests.support.env import SANDBOX_API_KEY
 from tests.support.processes import wait_until
 from tests.support.stack import Stack, running_stack
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1024,768",
-)
-PAGE_TIMEOUT = 20
 HEADING = "const h = document.querySelector('h1'); return h ? h.textContent.trim() : null;"
 
 
@@ -55,26 +42,9 @@ def stack(pg_server: Server) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def browser(stack: Stack) -> Iterator[object]:
-    try:
-        chromium, chromedriver = ensure_chromium()
-    except RuntimeError as error:
-        pytest.fail(str(error), pytrace=False)
-    from selenium import webdriver
-
-    profile = tempfile.mkdtemp(prefix="ordersaga-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    service = webdriver.ChromeService(
-        executable_path=chromedriver, log_output=str(Path(stack.workdir) / "chromedriver.log")
-    )
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(PAGE_TIMEOUT)
-    try:
+    profile = Path(tempfile.mkdtemp(prefix="ordersaga-chromium-"))
+    with chromium(profile, Path(stack.workdir) / "chromedriver.log") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def test_a_buyer_pays_at_checkout_in_a_browser_and_the_order_is_confirmed(

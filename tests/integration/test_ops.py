@@ -10,6 +10,7 @@ import pytest
 from celery import Celery
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
 from app import create_app
 from app.celery_app import celery_config
@@ -55,6 +56,26 @@ def test_metrics_expose_the_contract_families_and_queue_depth(
         assert re.search(rf"^# TYPE \S*{name}\S* ", text, re.M), name
 
 
+def test_metrics_content_type_is_the_text_formats_once(client: FlaskClient) -> None:
+    assert client.get("/metrics").headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+
+
+def test_metrics_leave_out_flowers_families(client: FlaskClient) -> None:
+    """Flower's metrics, made as Flower makes them with the app loaded, reach the shared
+    directory but not `/metrics`; Flower's own registry (its /metrics) still has them."""
+    from flower.events import get_prometheus_metrics
+
+    get_prometheus_metrics().events.labels("worker-1@test", "task-succeeded", "ops.ping").inc()
+    in_directory = CollectorRegistry()
+    multiprocess.MultiProcessCollector(in_directory)
+    assert b"flower_events_total{" in generate_latest(in_directory)  # else this test proves nothing
+    assert b"flower_events_total{" in generate_latest(REGISTRY)  # what Flower's /metrics serves
+
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "ordersaga_sagas" in text
+    assert "flower_" not in text
+
+
 def _depth(text: str, queue: str) -> float:
     match = re.search(rf'^ordersaga_queue_depth{{queue="{queue}"}} (\S+)$', text, re.M)
     assert match, text
@@ -76,6 +97,22 @@ def test_openapi_document_covers_every_api_endpoint(app: Flask, client: FlaskCli
     assert docs.status_code == 200 and docs.mimetype == "text/html"
 
 
+def test_api_docs_load_swagger_ui_from_the_service_itself(client: FlaskClient) -> None:
+    page = client.get("/api/docs").get_data(as_text=True)
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert sorted(a.rsplit("/", 1)[1] for a in assets) == [
+        "swagger-ui-bundle.js",
+        "swagger-ui-standalone-preset.js",
+        "swagger-ui.css",
+    ]
+    for asset in assets:
+        assert asset.startswith("/api/docs/static/"), asset
+        response = client.get(asset)
+        assert response.status_code == 200, asset
+        assert response.mimetype in ("text/javascript", "application/javascript", "text/css"), asset
+        assert len(response.get_data()) > 10_000, asset
+
+
 def test_request_id_is_echoed_or_made_and_logged(
     client: FlaskClient, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -91,3 +128,11 @@ def test_request_id_is_echoed_or_made_and_logged(
         assert answer != bad and 1 <= len(answer) <= 200
     # Errors carry it too.
     assert client.get("/api/v1/me", headers={"X-Request-ID": "e-1"}).headers["X-Request-ID"] == "e-1"
+
+
+def test_the_root_is_a_page_that_leads_to_the_api(client: FlaskClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    for link in ('href="/api/v1/goods"', 'href="/api/docs"', 'href="/admin/sagas"'):
+        assert link in page

@@ -312,7 +312,8 @@ def test_generated_ids_in_paths_never_make_a_server_error(client: FlaskClient, i
 
 
 def test_generated_webhook_signatures_and_bodies_never_make_a_server_error(client: FlaskClient) -> None:
-    latin1 = st.text(st.characters(max_codepoint=0xFF), max_size=120)
+    # What a header can carry: latin-1, without the line breaks that would end it.
+    latin1 = st.text(st.characters(max_codepoint=0xFF, exclude_characters="\r\n"), max_size=120)
     header = st.one_of(
         latin1,
         st.builds(lambda t, v: f"t={t},v1={v}", latin1, latin1),

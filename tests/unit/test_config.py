@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
-from app.config import ConfigError, load_settings
+from app.config import (
+    DEVELOPMENT_WARNING_GIVEN,
+    ConfigError,
+    join_make_run,
+    load_settings,
+    read_make_run_settings,
+)
+from scripts.run import claim_settings_file, publish_settings
 
 SECRETS = {
     "ORDERSAGA_ADMIN_TOKEN": "a",
@@ -96,3 +107,87 @@ def test_the_rush_hold_stays_within_half_the_stale_limit() -> None:
     assert load_settings({**SECRETS, "ORDERSAGA_FLASH_RUSH_HOLD_SECONDS": "0"}).flash_rush_hold_seconds == 0
     with pytest.raises(ConfigError, match="at most half of ORDERSAGA_SAGA_STALE_SECONDS \\(21\\)"):
         load_settings({**short, "ORDERSAGA_FLASH_RUSH_HOLD_SECONDS": "11"})
+
+
+def test_development_says_so_unless_make_run_already_did() -> None:
+    """`make run` says it once for its five processes; a process started on its own says it."""
+    assert load_settings({"ORDERSAGA_ENV": "development"}).warn_development_secrets
+    quiet = load_settings({"ORDERSAGA_ENV": "development", DEVELOPMENT_WARNING_GIVEN: "1"})
+    assert quiet.used_development_secrets and not quiet.warn_development_secrets
+    assert not load_settings(SECRETS).warn_development_secrets
+
+
+MAKE_RUN = {
+    "ORDERSAGA_ENV": "development",
+    "DATABASE_URL": "sqlite:///var/ordersaga.sqlite3",
+    "CELERY_BROKER_URL": "redis://127.0.0.1:40123/0",
+    "REDIS_URL": "redis://127.0.0.1:40123/0",
+}
+
+
+@pytest.fixture
+def running_make_run(tmp_path: Path) -> Iterator[Path]:
+    """A settings file as a running `make run` leaves it: written, and locked while it runs."""
+    path = tmp_path / "make-run.json"
+    handle = claim_settings_file(path)
+    publish_settings(handle, {**MAKE_RUN, "PATH": "/usr/bin", DEVELOPMENT_WARNING_GIVEN: "1"})
+    yield path
+    handle.close()
+
+
+def test_make_run_publishes_its_settings_and_nothing_else(running_make_run: Path) -> None:
+    assert json.loads(running_make_run.read_text()) == MAKE_RUN
+    assert read_make_run_settings(str(running_make_run)) == MAKE_RUN
+
+
+def test_a_second_make_run_in_the_same_checkout_stops(running_make_run: Path) -> None:
+    with pytest.raises(SystemExit, match="another make run is running"):
+        claim_settings_file(running_make_run)
+
+
+def test_a_process_configured_by_nothing_joins_the_running_make_run(running_make_run: Path) -> None:
+    environ = {"PATH": "/usr/bin", "HOME": "/root", "ORDERSAGA_TEST_REDIS_URL": "redis://h/9"}
+    assert join_make_run(environ, str(running_make_run))
+    assert load_settings(environ).broker_url == MAKE_RUN["CELERY_BROKER_URL"]
+    assert load_settings(environ).warn_development_secrets  # started on its own: it says so
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ORDERSAGA_ENV", "production"),
+        ("ORDERSAGA_ADMIN_TOKEN", "a"),
+        ("DATABASE_URL", "postgresql+psycopg://db/shop"),
+        ("CELERY_BROKER_URL", "amqp://guest@mq//"),
+        ("REDIS_URL", "redis://cache:6379/0"),
+    ],
+)
+def test_a_process_with_any_setting_of_its_own_ignores_make_run(
+    running_make_run: Path, name: str, value: str
+) -> None:
+    """A test's or a deployment's process: what it leaves out must not come from a make run."""
+    environ = {"PATH": "/usr/bin", name: value}
+    before = dict(environ)
+    assert not join_make_run(environ, str(running_make_run))
+    assert environ == before
+
+
+def test_a_file_that_no_running_make_run_holds_is_ignored(tmp_path: Path) -> None:
+    """What a killed make run left behind must not configure a later process."""
+    path = tmp_path / "make-run.json"
+    path.write_text(json.dumps(MAKE_RUN))
+    environ: dict[str, str] = {}
+    assert not join_make_run(environ, str(path))
+    assert not join_make_run(environ, str(tmp_path / "missing.json"))
+    assert environ == {}
+    with pytest.raises(ConfigError, match="ORDERSAGA_ADMIN_TOKEN is required"):
+        load_settings(environ)
+
+
+def test_a_file_being_written_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "make-run.json"
+    handle = claim_settings_file(path)
+    try:
+        assert read_make_run_settings(str(path)) is None  # still empty: nothing written yet
+    finally:
+        handle.close()
