@@ -11,7 +11,7 @@ SO_REUSEPORT would also let a second gunicorn share the port silently, `on_start
 checks that the port is free and stops with one line if it is not.
 
 `post_worker_init` freezes the objects a worker was built from, so that the garbage collector's
-full collections no longer stall every request the worker holds (docs/benchmarks.md, session 7).
+full collections no longer stall every request the worker holds.
 
 The request limits are raised so that the app, not gunicorn, judges what it can: a long URL gets
 the app's answer, an over-long `X-Request-ID` is replaced by a new id. They stay bounded, and

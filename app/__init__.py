@@ -10,7 +10,7 @@ from flask import Flask, Response, g, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
-from app.config import Settings, load_settings_or_exit
+from app.config import DEVELOPMENT_SECRETS_WARNING, Settings, load_settings_or_exit
 from app.db import Database
 from app.logs import configure_logging, new_request_id, request_id_var, valid_request_id
 from app.state import AppState
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     settings = settings or load_settings_or_exit()
     configure_logging()
     if settings.warn_development_secrets:
-        log.warning("ORDERSAGA_ENV=development: using fixed development secrets; never in production")
+        log.warning(DEVELOPMENT_SECRETS_WARNING)
 
     app = Flask("ordersaga")
     # Signs the operator console's session cookie; derived, so no extra secret to configure.
@@ -61,6 +61,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL="/api/docs/static/",  # served by app/api/docs.py, so no CDN is needed
+        # Swagger UI would otherwise load a badge from validator.swagger.io on any other host.
+        OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None},
         MAX_CONTENT_LENGTH=1024 * 1024,
         API_SPEC_OPTIONS={
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},

@@ -220,8 +220,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 def load_settings_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
     """Entry points call this: a bad setting ends the process with one line, not a traceback."""
-    join_make_run()
     load_dotenv_file()
+    if environ is None:
+        join_make_run()
     try:
         return load_settings(environ)
     except ConfigError as error:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+POSTGRESQL_CONNECT_TIMEOUT_SECONDS = 10
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -32,7 +33,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 10)
-    return create_engine(url, **kwargs)
+    connect_args = kwargs.pop("connect_args", {})
+    # UTC sessions: a server in another time zone would read 9999-12-31T23:59:59Z back as a year
+    # psycopg cannot hold. A connect that gives up: a database that stopped answering must not
+    # hang a process (beat asks it every second) for the kernel's TCP timeout.
+    connect_args.setdefault("options", "-c timezone=UTC")
+    connect_args.setdefault("connect_timeout", POSTGRESQL_CONNECT_TIMEOUT_SECONDS)
+    return create_engine(url, connect_args=connect_args, **kwargs)
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:

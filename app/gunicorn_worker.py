@@ -53,8 +53,11 @@ class ProblemWorker(ThreadWorker):
         recorder = _Recorder()
         super().handle_error(req, recorder, addr, exc)
         status = recorder.status()
+        request_id = new_request_id()
+        # The id the client is given, in a log line, as for every answer the app gives.
+        self.log.info("refused with %s: request_id=%s", status, request_id)
         try:
-            util.write_nonblock(client, problem_answer(status, self.detail(status, exc)))
+            util.write_nonblock(client, problem_answer(status, self.detail(status, exc), request_id))
         except Exception:  # noqa: BLE001 - the client is gone, as gunicorn assumes too
             self.log.debug("Failed to send error message.")
 
@@ -72,7 +75,7 @@ class ProblemWorker(ThreadWorker):
         return str(exc)[:MAX_DETAIL] or HTTPStatus(status).phrase
 
 
-def problem_answer(status: int, detail: str) -> bytes:
+def problem_answer(status: int, detail: str, request_id: str) -> bytes:
     """The whole HTTP answer: the status, a new X-Request-ID and app/api/problems.py's body."""
     code = "internal" if status >= 500 else CODE_BY_STATUS.get(status, "error")
     body = json.dumps(problem_body(status, code, detail)).encode()
@@ -81,7 +84,7 @@ def problem_answer(status: int, detail: str) -> bytes:
         "Connection: close\r\n"
         f"Content-Type: {PROBLEM_JSON}\r\n"
         f"Content-Length: {len(body)}\r\n"
-        f"X-Request-ID: {new_request_id()}\r\n"
+        f"X-Request-ID: {request_id}\r\n"
         "\r\n"
     )
     return head.encode("latin-1") + body

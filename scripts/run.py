@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
@@ -44,11 +45,17 @@ def claim_settings_file(path: Path) -> TextIO:
     checkout would share its database, beat schedule and metrics, so it stops here instead.
     """
     handle = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "r+", encoding="utf-8")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        sys.exit(f"make run: another make run is running in {REPO} (it holds {path}); stop it first")
+    deadline = time.monotonic() + 2  # a command reading the file holds a shared lock a moment
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                sys.exit(f"make run: another make run is running in {REPO} (it holds {path}); stop it first")
+            time.sleep(0.05)
+    handle.truncate(0)  # what a make run that was killed left: not this one's settings
     return handle
 
 
@@ -71,8 +78,8 @@ def publish_settings(handle: TextIO, environ: dict[str, str]) -> None:
 def run_until_stopped(argv: list[str]) -> int:
     """Run honcho until it ends; a Ctrl-C (SIGTERM, SIGHUP) stops it and counts as success.
 
-    honcho runs in a process group of its own, so the terminal's Ctrl-C reaches make and this
-    process only; this process passes it on once and waits for honcho to stop everything.
+    honcho runs in a process group of its own, so the terminal's Ctrl-C (or Ctrl-\\) reaches make
+    and this process only; this process passes it on and waits for honcho to stop everything.
     honcho itself would exit 130 after a Ctrl-C, which make reports as an error.
 
     honcho writes to a terminal of its own (a pty, so that it keeps its colours) or a pipe, which
@@ -89,7 +96,7 @@ def run_until_stopped(argv: list[str]) -> int:
         if honcho is not None:
             honcho.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
 
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(signum, stop)
     reader, writer = pty.openpty() if sys.stdout.isatty() else os.pipe()
     honcho = subprocess.Popen(argv, stdout=writer, stderr=writer, process_group=0)

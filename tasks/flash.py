@@ -21,7 +21,7 @@ class WhileHeld(WhenNeeded):
     outbox (tasks/relay.py); with none held there is nothing to release."""
 
     def needed(self, app_state: AppState) -> bool:
-        return bool(app_state.relay.holds_any())
+        return app_state.relay is not None and bool(app_state.relay.holds_any())
 
 
 @shared_task(name=RELEASE_TASK, acks_late=False, ignore_result=True)

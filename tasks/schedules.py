@@ -11,6 +11,7 @@ tick is made up by the next one, which asks again.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 
 from celery import Celery
@@ -20,9 +21,13 @@ from app.state import AppState, state
 
 log = logging.getLogger(__name__)
 
+WARN_EVERY_SECONDS = 60.0  # while the question keeps failing, say so once a minute, not each tick
+
 
 class WhenNeeded(schedule):
     """Every `run_every`, but only when `needed` finds work."""
+
+    _warned_at = float("-inf")
 
     def needed(self, app_state: AppState) -> bool:
         raise NotImplementedError
@@ -35,6 +40,8 @@ class WhenNeeded(schedule):
         try:
             return self.needed(state(celery_app.flask_app))
         except Exception as error:  # noqa: BLE001 - cannot tell: a needless tick is harmless
-            name = type(self).__name__
-            log.warning("%s cannot tell whether there is work (%s): sending anyway", name, error)
+            if time.monotonic() - self._warned_at >= WARN_EVERY_SECONDS:
+                self._warned_at = time.monotonic()
+                name = type(self).__name__
+                log.warning("%s cannot tell whether there is work (%s): sending anyway", name, error)
             return True

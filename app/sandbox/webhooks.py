@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol
 
 import requests
 from celery.utils.time import get_exponential_backoff_interval
-from sqlalchemy import and_, select, update
+from sqlalchemy import ColumnElement, and_, select, update
 
 from app.db import Database, UnitOfWork
 from app.ids import new_id
@@ -292,7 +292,7 @@ def _snippet(response: requests.Response) -> str:
     return " ".join(text.split())[:RESPONSE_SNIPPET]
 
 
-def _is_overdue(now: datetime, older_than: timedelta) -> Any:
+def _is_overdue(now: datetime, older_than: timedelta) -> ColumnElement[bool]:
     return and_(
         SandboxWebhookDelivery.delivered_at.is_(None),
         SandboxWebhookDelivery.attempts < MAX_ATTEMPTS,

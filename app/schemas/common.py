@@ -47,7 +47,7 @@ def count(minimum: int = 0, maximum: int = MAX_COUNT, **kwargs: Any) -> StrictIn
 # RFC 3339's `date-time`, ASCII digits only: ISO 8601's other shapes (week dates, ordinal dates,
 # the basic format without separators) are refused rather than guessed at.
 RFC3339 = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
     r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
 )
 
@@ -55,14 +55,17 @@ RFC3339 = re.compile(
 def parse_rfc3339(value: str) -> datetime:
     """An RFC 3339 time as an aware UTC datetime; ValueError if it is not one or cannot be held.
 
-    A leap second (`:60`) and a time whose UTC instant falls outside years 1..9999 are refused:
-    Python's datetime cannot hold either.
+    Fractions beyond microseconds are cut to them. A leap second (`:60`) is read as the last
+    microsecond before the next minute, which Python's datetime can hold. A time whose UTC instant
+    falls outside years 1..9999 is refused: datetime cannot hold it.
     """
     match = RFC3339.fullmatch(value)
     if match is None:
         raise ValueError("not RFC 3339")
     year, month, day, hour, minute, second, fraction, sign, off_hours, off_minutes = match.groups()
     microsecond = int((fraction or "0")[:6].ljust(6, "0"))
+    if second == "60":
+        second, microsecond = "59", 999_999
     offset = timedelta(0)
     if sign is not None:
         if int(off_hours) > 23 or int(off_minutes) > 59:
@@ -102,9 +105,15 @@ class Timestamp(fields.DateTime):
             raise self.make_error("invalid") from None
 
 
-# Control characters (C0, DEL, C1: terminal escape sequences start with one) and the line and
-# paragraph separators: nothing a shop's name or sku needs, and each can garble a log or a terminal.
+# Control characters (C0, DEL, C1: terminal escape sequences start with one), the line and
+# paragraph separators, and the bidirectional embeddings, overrides and isolates, which make text
+# show in another order than it is stored: nothing a shop's name or sku needs, and each can garble
+# a log, a terminal or a page.
 _REFUSED_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Letters that show as nothing (Hangul fillers, the blank Braille pattern): with whitespace and
+# format characters (zero-width spaces and joiners), a name made of these alone looks empty.
+_INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 class Text(fields.String):
@@ -118,7 +127,7 @@ class Text(fields.String):
                 result.encode("utf-8")
             except UnicodeEncodeError:  # a lone surrogate such as "\ud800"
                 raise ma.ValidationError("Must be valid Unicode text.") from None
-            if any(unicodedata.category(c) in _REFUSED_CATEGORIES for c in result):
+            if any(unicodedata.category(c) in _REFUSED_CATEGORIES or c in _BIDI_CONTROLS for c in result):
                 raise ma.ValidationError("Must not contain control characters.")
         return result
 
@@ -128,7 +137,7 @@ class Label(Text):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         result = super()._deserialize(value, attr, data, **kwargs)
-        if isinstance(result, str) and result.strip() == "":
+        if isinstance(result, str) and all(_shows_nothing(c) for c in result):
             raise ma.ValidationError("Must not be blank.")
         return result
 
@@ -139,6 +148,10 @@ class Email(Text, fields.Email):
 
 def text(min_length: int, max_length: int, **kwargs: Any) -> Text:
     return Text(validate=validate.Length(min=min_length, max=max_length), **kwargs)
+
+
+def _shows_nothing(char: str) -> bool:
+    return char.isspace() or char in _INVISIBLE or unicodedata.category(char) == "Cf"
 
 
 def label(max_length: int, **kwargs: Any) -> Label:

@@ -72,10 +72,11 @@ def create_sale(
 ) -> FlashSale:
     if ends_at <= starts_at:
         raise InvalidInput("ends_at", "Must be after starts_at.")
-    if price_cents * per_user_limit > MAX_CENTS:
-        # A buyer's order may take the whole limit at once: its total must stay within bounds.
+    if price_cents * min(per_user_limit, quantity) > MAX_CENTS:
+        # A buyer's order may take all it is allowed at once: its total must stay within bounds.
         raise InvalidInput(
-            "per_user_limit", f"price_cents times per_user_limit may be at most {MAX_CENTS} cents."
+            "per_user_limit",
+            f"price_cents times the units one buyer may take may be at most {MAX_CENTS} cents.",
         )
     if find(uow.session, Goods, goods_id) is None:
         raise InvalidInput("goods_id", f"Unknown goods {goods_id!r}.")

@@ -6,9 +6,7 @@ value into Python and writing it back, so concurrent writers can't lose each oth
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.db import UnitOfWork
@@ -21,7 +19,7 @@ from app.services.pagination import Page, paginate
 from app.timeutil import utcnow
 
 
-def _on_hand() -> Any:
+def _on_hand() -> ColumnElement[int]:
     """The goods' units not yet sold: available, reserved, and held by its flash sales (which
     return the unsold ones to `stock_available` when they end)."""
     held = (

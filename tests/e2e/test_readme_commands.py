@@ -292,7 +292,10 @@ def test_the_readme_commands_work_as_shown_beside_make_run(make_run: MakeRun) ->
     assert "stopped" in stopping, stopping
     assert not (make_run.checkout / "var" / "make-run.json").exists()
     assert not _answers(f"{make_run.api}/readyz") and not _answers(f"{make_run.flower}/api/workers")
-    assert not [pid for pid in _pids() if f"{make_run.checkout}/" in _cmdline(pid)], "a process survived"
+    def none_survive() -> bool:  # what honcho stopped may take a moment to exit
+        return not [pid for pid in _pids() if f"{make_run.checkout}/" in _cmdline(pid)]
+
+    wait_until(none_survive, timeout=20, what="every process of make run to exit")
     assert log.count("using fixed development secrets") == 1, log  # make run said it, not its five
 
 

@@ -56,9 +56,11 @@ def _release_ticks(stack: Stack) -> list[datetime]:
 
 
 def test_with_nothing_held_beat_sends_no_release(stack: Stack) -> None:
-    log = _after_sweeps(stack, 5)
-    assert RELEASE_SENT not in log
-    assert f"Task {RELEASE_TASK}[" not in stack.processes["worker"].log()  # received, succeeded
+    assert stack.sql("SELECT count(*) AS n FROM outbox_messages WHERE held")[0].n == 0
+    beat_from, worker_from = len(_beat_log(stack)), len(stack.processes["worker"].log())
+    log = _after_sweeps(stack, 5)[beat_from:]
+    assert SWEEP_SENT in log and RELEASE_SENT not in log
+    assert f"Task {RELEASE_TASK}[" not in stack.processes["worker"].log()[worker_from:]  # received, succeeded
 
 
 def test_a_held_first_step_is_released_within_a_tick_of_its_turn_then_beat_goes_quiet(
@@ -74,10 +76,11 @@ def test_a_held_first_step_is_released_within_a_tick_of_its_turn_then_beat_goes_
     assert stack.wait_order(order_id)["status"] == "AWAITING_PAYMENT"
     [step] = first_steps(stack, flash)
     assert step.started_at >= step.not_before - timedelta(milliseconds=10), "it ran before its turn"
-    # Beat's tick, not how fast a loaded machine's worker runs it: one comes within about a second
-    # of the turn. (Had none come, the saga would have waited a minute, for the sweep.)
+    # Beat's tick, not how fast a loaded machine's worker runs it: one comes about a second after
+    # the turn (a few on a loaded machine). Had none come, the saga would have waited a minute,
+    # for the sweep.
     turn = step.not_before
-    assert [sent for sent in _release_ticks(stack) if turn <= sent <= turn + timedelta(seconds=2)]
+    assert [sent for sent in _release_ticks(stack) if turn <= sent <= turn + timedelta(seconds=5)]
 
     released = stack.sql("SELECT count(*) AS n FROM outbox_messages WHERE held")[0].n == 0
     assert released, "the releaser claimed no message (a saga the sweep re-drives leaves it held)"

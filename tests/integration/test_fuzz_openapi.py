@@ -4,8 +4,10 @@ document (its status codes, content types and response schemas). Runs in-process
 PostgreSQL and Redis, as the operator and as a user. (schemathesis generates the cases; its pytest
 plugin is not used.)
 
-100 examples per operation and mode: enough, on the code before these checks, to find a time at
-the calendar's edge that overflowed and a NUL in a query argument that PostgreSQL refused."""
+100 examples per operation and mode: enough to find a time at the calendar's edge that overflows
+and a NUL in a query argument that PostgreSQL refuses, should either come back. schemathesis
+generates neither non-ASCII digits in a header nor integer literals past the 4,300 digits Python
+converts; tests/integration/test_request_properties.py sends those."""
 
 from __future__ import annotations
 

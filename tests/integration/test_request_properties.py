@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -23,8 +24,9 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.services.webhooks import expected_signature
 from tests.support.api import ADMIN, bearer, create_goods, create_user
-from tests.support.env import SANDBOX_API_KEY
+from tests.support.env import SANDBOX_API_KEY, WEBHOOK_SECRET
 
 RFC3339_Z = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?Z")
 TIME_KEYS = ("created_at", "updated_at", "expires_at", "starts_at", "ends_at", "payment_deadline",
@@ -330,3 +332,22 @@ def test_generated_webhook_signatures_and_bodies_never_make_a_server_error(clien
         )
 
     _run(case, send, "webhook")
+
+
+def test_generated_events_behind_a_valid_signature_never_make_a_server_error(client: FlaskClient) -> None:
+    """The event's own fields, once the signature lets it past the first check."""
+    data = {"payment_id": "pay_unknown", "amount_cents": 100, "currency": "CNY"}
+    good = {"id": "evt_1", "type": "payment.succeeded", "created": 1_700_000_000, "data": data}
+    case = st.one_of(bodies(good), bodies(data).map(lambda fields: {**good, "data": fields}))
+
+    def send(body: Any) -> Any:
+        raw = encode(body).encode()
+        now = str(int(time.time()))
+        signature = f"t={now},v1={expected_signature(WEBHOOK_SECRET, now, raw)}"
+        return client.post(
+            "/api/v1/payments/webhooks/sandbox",
+            data=raw,
+            headers={"Sandbox-Signature": signature, "Content-Type": "application/json"},
+        )
+
+    _run(case, send, "signed webhook")

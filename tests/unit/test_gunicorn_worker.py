@@ -75,8 +75,11 @@ def test_a_refusal_is_a_validation_problem_with_a_new_request_id(
     assert headers["content-type"] == "application/problem+json"
     assert valid_request_id(headers["x-request-id"])
     assert headers["connection"] == "close"
-    # still logged by gunicorn, as gunicorn logs it
-    assert [r.getMessage() for r in logged] == [f"Invalid request from ip=127.0.0.1: {error}"]
+    # still logged by gunicorn, as gunicorn logs it, and then the id the client was given
+    assert [r.getMessage() for r in logged] == [
+        f"Invalid request from ip=127.0.0.1: {error}",
+        f"refused with {status}: request_id={headers['x-request-id']}",
+    ]
 
 
 def test_the_details_name_the_configured_limits(worker: ProblemWorker) -> None:
@@ -90,13 +93,19 @@ def test_the_details_name_the_configured_limits(worker: ProblemWorker) -> None:
 
 
 def test_an_error_that_is_not_the_clients_is_an_internal_problem(worker: ProblemWorker) -> None:
-    answer, logged = refuse(worker, RuntimeError("boom"))
+    try:  # gunicorn's handle_error runs inside the handler of what the request raised
+        raise RuntimeError("boom")
+    except RuntimeError as error:
+        answer, logged = refuse(worker, error)
     status, _, body = parse(answer)
     assert (status, body["code"]) == (500, "internal")
     assert "boom" not in str(body["detail"])
-    assert logged and logged[0].exc_info is not None  # gunicorn's traceback
+    exc_info = logged[0].exc_info
+    assert exc_info is not None and exc_info[0] is RuntimeError  # gunicorn's traceback
 
 
 @pytest.mark.parametrize("status", [400, 403, 414, 431])
 def test_the_codes_and_body_are_the_apps(status: int) -> None:
-    assert parse(problem_answer(status, "why"))[2] == problem_body(status, CODE_BY_STATUS[status], "why")
+    answer = parse(problem_answer(status, "why", "id-1"))
+    assert answer[2] == problem_body(status, CODE_BY_STATUS[status], "why")
+    assert answer[1]["x-request-id"] == "id-1"
