@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import schemathesis
 from flask import Flask
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
 from app import create_app
 from tests.support.api import ADMIN, bearer, create_user
 from tests.support.env import settings_for
+from tests.support.fuzzing import reproducible
 
 
 def _cases() -> list[Any]:
@@ -61,13 +62,7 @@ def test_every_answer_keeps_the_document(app: Flask, method: str, path: str, mod
     user = create_user(app.test_client())
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        derandomize=True,  # the same cases on every run: a failure here is reproducible
-        suppress_health_check=list(HealthCheck),
-        database=None,
-    )
+    @reproducible(EXAMPLES)
     def any_case(case: Any) -> None:
         for headers in (ADMIN, bearer(user["token"])):
             case.call_and_validate(headers=headers, checks=CHECKS)

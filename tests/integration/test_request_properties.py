@@ -21,12 +21,13 @@ from urllib.parse import quote
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from app.services.webhooks import expected_signature
 from tests.support.api import ADMIN, bearer, create_goods, create_user
 from tests.support.env import SANDBOX_API_KEY, WEBHOOK_SECRET
+from tests.support.fuzzing import reproducible
 
 RFC3339_Z = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?Z")
 TIME_KEYS = ("created_at", "updated_at", "expires_at", "starts_at", "ends_at", "payment_deadline",
@@ -173,13 +174,7 @@ def _run(
     draw_case: st.SearchStrategy[Any], send: Callable[[Any], Any], what: str, examples: int = EXAMPLES
 ) -> None:
     @given(case=draw_case)
-    @settings(
-        max_examples=examples,
-        deadline=None,
-        derandomize=True,  # the same cases on every run: a failure here is reproducible
-        suppress_health_check=list(HealthCheck),
-        database=None,
-    )
+    @reproducible(examples)
     def property_holds(case: Any) -> None:
         check_answer(send(case), what)
 
