@@ -88,4 +88,3 @@ def problem_answer(status: int, detail: str, request_id: str) -> bytes:
         "\r\n"
     )
     return head.encode("latin-1") + body
-

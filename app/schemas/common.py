@@ -74,7 +74,13 @@ def parse_rfc3339(value: str) -> datetime:
         if sign == "-":
             offset = -offset
     local = datetime(
-        int(year), int(month), int(day), int(hour), int(minute), int(second), microsecond,
+        int(year),
+        int(month),
+        int(day),
+        int(hour),
+        int(minute),
+        int(second),
+        microsecond,
         tzinfo=timezone(offset),
     )
     try:

@@ -200,7 +200,9 @@ def make_run(tmp_path: Path, private_redis: str) -> Iterator[MakeRun]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    stack = MakeRun(checkout, proc, log_path, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{flower_port}")
+    stack = MakeRun(
+        checkout, proc, log_path, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{flower_port}"
+    )
     try:
         yield stack
     finally:
@@ -292,6 +294,7 @@ def test_the_readme_commands_work_as_shown_beside_make_run(make_run: MakeRun) ->
     assert "stopped" in stopping, stopping
     assert not (make_run.checkout / "var" / "make-run.json").exists()
     assert not _answers(f"{make_run.api}/readyz") and not _answers(f"{make_run.flower}/api/workers")
+
     def none_survive() -> bool:  # what honcho stopped may take a moment to exit
         return not [pid for pid in _pids() if f"{make_run.checkout}/" in _cmdline(pid)]
 

@@ -30,8 +30,16 @@ from tests.support.env import SANDBOX_API_KEY, WEBHOOK_SECRET
 from tests.support.fuzzing import reproducible
 
 RFC3339_Z = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?Z")
-TIME_KEYS = ("created_at", "updated_at", "expires_at", "starts_at", "ends_at", "payment_deadline",
-             "started_at", "finished_at")
+TIME_KEYS = (
+    "created_at",
+    "updated_at",
+    "expires_at",
+    "starts_at",
+    "ends_at",
+    "payment_deadline",
+    "started_at",
+    "finished_at",
+)
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code"}
 EXAMPLES = 150
 
@@ -67,26 +75,55 @@ def _offsets() -> st.SearchStrategy[timezone]:
 def times() -> st.SearchStrategy[str]:
     """RFC 3339 times from year 1 to 9999 with any offset, some of which fall off the calendar
     once in UTC, and ISO 8601 shapes RFC 3339 does not allow."""
-    aware = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59),
-                         timezones=_offsets())
+    aware = st.datetimes(
+        min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59), timezones=_offsets()
+    )
     return st.one_of(
         aware.map(lambda moment: moment.isoformat()),
-        aware.map(lambda moment: moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-                  if moment.utcoffset() == timedelta(0) else moment.isoformat()),
+        aware.map(
+            lambda moment: (
+                moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                if moment.utcoffset() == timedelta(0)
+                else moment.isoformat()
+            )
+        ),
         aware.map(lambda moment: moment.strftime("%G-W%V-%uT%H:%M:%SZ")),
         aware.map(lambda moment: moment.strftime("%Y%m%dT%H%M%SZ")),
         aware.map(lambda moment: moment.replace(tzinfo=None).isoformat()),
-        st.sampled_from([
-            "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0000-01-01T00:00:00Z",
-            "2026-02-29T00:00:00Z", "2026-12-02T24:00:00Z", "2026-12-02T10:00:60Z",
-            "2026-12-02T10:00:00+99:99", "2026-12-02 10:00:00Z", "2026-12-02T10:00:00.1234567890123Z",
-        ]),
+        st.sampled_from(
+            [
+                "0001-01-01T00:00:00+01:00",
+                "9999-12-31T23:59:59-01:00",
+                "0000-01-01T00:00:00Z",
+                "2026-02-29T00:00:00Z",
+                "2026-12-02T24:00:00Z",
+                "2026-12-02T10:00:60Z",
+                "2026-12-02T10:00:00+99:99",
+                "2026-12-02 10:00:00Z",
+                "2026-12-02T10:00:00.1234567890123Z",
+            ]
+        ),
     )
 
 
 def numbers() -> st.SearchStrategy[Any]:
-    edges = [0, -1, 1, 100, 101, 10**9, 10**9 + 1, 10**12, 10**12 + 1, 2**31, 2**63 - 1, 2**63, -(2**63) - 1,
-             2**64, 10**4299]
+    edges = [
+        0,
+        -1,
+        1,
+        100,
+        101,
+        10**9,
+        10**9 + 1,
+        10**12,
+        10**12 + 1,
+        2**31,
+        2**63 - 1,
+        2**63,
+        -(2**63) - 1,
+        2**64,
+        10**4299,
+    ]
     return st.one_of(
         st.integers(),
         st.integers(min_value=-(10**40), max_value=10**40),
@@ -249,8 +286,17 @@ def _bodies(ids: dict[str, Any]) -> dict[str, tuple[str, dict[str, str], dict[st
     }
 
 
-ENDPOINTS = ["users", "goods", "restock", "coupons", "orders", "order-lines", "flash-sales", "purchase",
-             "sandbox-payments"]
+ENDPOINTS = [
+    "users",
+    "goods",
+    "restock",
+    "coupons",
+    "orders",
+    "order-lines",
+    "flash-sales",
+    "purchase",
+    "sandbox-payments",
+]
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
@@ -295,8 +341,13 @@ def test_generated_query_strings_never_make_a_server_error(
 
 def test_generated_ids_in_paths_never_make_a_server_error(client: FlaskClient, ids: dict[str, Any]) -> None:
     templates = [
-        "/api/v1/goods/{}", "/api/v1/users/{}", "/api/v1/coupons/{}", "/api/v1/orders/{}",
-        "/api/v1/flash-sales/{}", "/api/v1/admin/sagas/{}", "/sandbox/api/payments/{}",
+        "/api/v1/goods/{}",
+        "/api/v1/users/{}",
+        "/api/v1/coupons/{}",
+        "/api/v1/orders/{}",
+        "/api/v1/flash-sales/{}",
+        "/api/v1/admin/sagas/{}",
+        "/sandbox/api/payments/{}",
     ]
     case = st.tuples(st.sampled_from(templates), texts().filter(bool))
 

@@ -74,8 +74,13 @@ def test_the_webhook_redelivery_is_due_only_while_a_delivery_is_overdue(app: Fla
         uow.session.flush()
         uow.session.add(
             SandboxWebhookDelivery(
-                id="evt_1", payment_id="pay_1", type="payment.succeeded", payload={},
-                callback_url="http://127.0.0.1:1/", attempts=1, next_attempt_at=long_ago,
+                id="evt_1",
+                payment_id="pay_1",
+                type="payment.succeeded",
+                payload={},
+                callback_url="http://127.0.0.1:1/",
+                attempts=1,
+                next_attempt_at=long_ago,
             )
         )
         uow.commit()

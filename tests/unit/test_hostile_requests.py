@@ -155,9 +155,20 @@ def test_every_year_is_answered_with_four_digits() -> None:
 @pytest.mark.parametrize(
     "value",
     [
-        " ", "\t\n", "\u3000", "\u200b\u2060\ufeff", "\u3164", "\u2800",
-        "Tea\x1b[31m", "\x1b]0;title\x07", "a\x9b2J", "a\nb", "a\u2028b", "\x7f",
-        "abc\u202egpj.exe", "\u2066x",
+        " ",
+        "\t\n",
+        "\u3000",
+        "\u200b\u2060\ufeff",
+        "\u3164",
+        "\u2800",
+        "Tea\x1b[31m",
+        "\x1b]0;title\x07",
+        "a\x9b2J",
+        "a\nb",
+        "a\u2028b",
+        "\x7f",
+        "abc\u202egpj.exe",
+        "\u2066x",
     ],
 )
 def test_blank_names_and_control_characters_are_422(client: FlaskClient, value: str) -> None:
