@@ -26,6 +26,7 @@ run: install
 lint: install-dev
 	$(BIN)/ruff check app sagas tasks tests scripts bench alembic celery_worker.py wsgi.py gunicorn.conf.py
 	$(BIN)/mypy app sagas tasks
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest

@@ -2,11 +2,12 @@
 
 from celery.signals import worker_init, worker_process_init
 
-from app import create_app
+from app.bootstrap import bootstrap
 from app.cpu_priority import yield_cpu
-from app.state import state
+from app.web import create_app
 
-flask_app = create_app()
+runtime = bootstrap()
+flask_app = create_app(runtime=runtime)
 celery_app = flask_app.extensions["celery"]
 app = celery_app
 
@@ -14,10 +15,10 @@ app = celery_app
 @worker_init.connect
 def _yield_cpu_to_the_api(**_kwargs: object) -> None:
     """Before the pool forks, so that every pool process inherits it."""
-    yield_cpu(state(flask_app).settings.worker_nice)
+    yield_cpu(runtime.settings.worker_nice)
 
 
 @worker_process_init.connect
 def _dispose_inherited_connections(**_kwargs: object) -> None:
     """No database or Redis connection may be shared across a fork."""
-    state(flask_app).after_fork()
+    runtime.after_fork()

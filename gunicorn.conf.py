@@ -103,9 +103,9 @@ def on_starting(server):  # type: ignore[no-untyped-def]
 
 def post_fork(server, worker):  # type: ignore[no-untyped-def]
     if "wsgi" in sys.modules:  # only when the app was preloaded in the master
-        from app.state import state
+        from app.extension import runtime  # the app is loaded by now; this config loads before it
 
-        state(sys.modules["wsgi"].app).after_fork()
+        runtime(sys.modules["wsgi"].app).after_fork()
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]

@@ -1,154 +1,18 @@
-"""The Flask app factory."""
+"""ordersaga: an order-and-payment service that runs each order as a saga of Celery tasks.
+
+Importing this package loads nothing: a service or the saga engine imports neither Flask nor
+Celery. `app.bootstrap` builds a process's dependencies; `app.web.create_app` is the Flask app.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import logging
 from typing import Any
 
-from flask import Flask, Response, g, request
-from flask_smorest import Api
-from werkzeug.exceptions import HTTPException
 
-from app.config import DEVELOPMENT_SECRETS_WARNING, Settings, load_settings_or_exit
-from app.db import Database
-from app.logs import configure_logging, new_request_id, request_id_var, valid_request_id
-from app.state import AppState
+def __getattr__(name: str) -> Any:
+    """`from app import create_app` keeps working, loading Flask only when it is asked for."""
+    if name == "create_app":
+        from app.web import create_app  # loaded on demand, so that `import app` stays light
 
-log = logging.getLogger(__name__)
-
-JSON_BODY_METHODS = ("POST", "PUT", "PATCH")
-WEBHOOK_PREFIX = "/api/v1/payments/webhooks/"
-
-
-class ProblemApi(Api):  # type: ignore[misc]
-    """flask-smorest's Api with errors rendered, and documented, as problem+json."""
-
-    @property
-    def ERROR_SCHEMA(self) -> type:
-        from app.schemas.common import ProblemSchema
-
-        return ProblemSchema
-
-    def _register_responses(self) -> None:
-        """The error responses flask-smorest documents are problem+json, as they are served."""
-        self.DEFAULT_RESPONSE_CONTENT_TYPE = "application/problem+json"
-        try:
-            super()._register_responses()
-        finally:
-            del self.DEFAULT_RESPONSE_CONTENT_TYPE  # success responses stay application/json
-
-    def handle_http_exception(self, error: HTTPException) -> Response:
-        from app.api.problems import handle_http_exception
-
-        return handle_http_exception(error)
-
-
-def create_app(settings: Settings | None = None, database: Database | None = None) -> Flask:
-    settings = settings or load_settings_or_exit()
-    configure_logging()
-    if settings.warn_development_secrets:
-        log.warning(DEVELOPMENT_SECRETS_WARNING)
-
-    app = Flask("ordersaga")
-    # Signs the operator console's session cookie; derived, so no extra secret to configure.
-    app.secret_key = hashlib.sha256(b"ordersaga-session:" + settings.admin_token.encode()).hexdigest()
-    app.config.update(
-        API_TITLE="ordersaga",
-        API_VERSION="v1",
-        OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX="/api",
-        OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="/api/docs/static/",  # served by app/api/docs.py, so no CDN is needed
-        # Swagger UI would otherwise load a badge from validator.swagger.io on any other host.
-        OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None},
-        MAX_CONTENT_LENGTH=1024 * 1024,
-        API_SPEC_OPTIONS={
-            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
-        },
-    )
-    app.extensions["ordersaga"] = AppState(settings=settings, db=database or Database(settings.database_url))
-    from app import metrics
-
-    db = app.extensions["ordersaga"].db
-    for engine in {db.engine, db.bookkeeping}:  # one engine on SQLite, two on PostgreSQL
-        metrics.count_sql_statements(engine)
-    _register_request_id(app)
-    _register_api(app)
-
-    from app.celery_app import celery_init_app
-
-    celery_init_app(app, settings)
-    from app.api.flash_fast import FlashPurchaseFastPath
-
-    app.wsgi_app = FlashPurchaseFastPath(app)  # type: ignore[method-assign]
-    return app
-
-
-def _register_api(app: Flask) -> None:
-    from app.api import admin, coupons, docs, flash_sales, goods, ops, orders, payments, users
-    from app.api.problems import handle_service_error, handle_unexpected, problem
-    from app.services.errors import ServiceError
-
-    api = ProblemApi(app)
-    for blueprint in (
-        users.blp,
-        goods.blp,
-        coupons.blp,
-        orders.blp,
-        payments.blp,
-        flash_sales.blp,
-        admin.blp,
-    ):
-        api.register_blueprint(blueprint)
-    app.register_blueprint(ops.blp)
-    app.register_blueprint(docs.blp)
-    from app.api import admin_ui
-
-    app.register_blueprint(admin_ui.blp)
-    from app.sandbox import init_sandbox
-
-    init_sandbox(app)
-    app.register_error_handler(ServiceError, handle_service_error)
-    app.register_error_handler(Exception, handle_unexpected)
-
-    @app.before_request
-    def require_json_body() -> Response | None:
-        """A body that is not JSON is refused by name, rather than read as "no fields"."""
-        if (
-            request.method in JSON_BODY_METHODS
-            and request.path.startswith("/api/")
-            and not request.path.startswith(WEBHOOK_PREFIX)  # verified on its raw bytes instead
-            and request.content_length != 0
-            and (request.content_length or request.headers.get("Transfer-Encoding"))
-            and not request.is_json
-        ):
-            return problem(
-                422,
-                "validation",
-                "The request body must be JSON (Content-Type: application/json).",
-                {"body": ["Content-Type must be application/json."]},
-            )
-        return None
-
-
-def _register_request_id(app: Flask) -> None:
-    @app.before_request
-    def take_request_id() -> None:
-        incoming = request.headers.get("X-Request-ID")
-        g.request_id = incoming if valid_request_id(incoming) else new_request_id()
-        g.request_id_token = request_id_var.set(g.request_id)
-
-    @app.after_request
-    def give_request_id(response: Response) -> Response:
-        request_id = g.get("request_id") or new_request_id()
-        response.headers["X-Request-ID"] = request_id
-        log.info("%s %s %s", request.method, request.path, response.status_code)
-        return response
-
-    @app.teardown_request
-    def forget_request_id(_error: Any = None) -> None:
-        token = g.pop("request_id_token", None)
-        if token is not None:
-            request_id_var.reset(token)
+        return create_app
+    raise AttributeError(name)

@@ -72,7 +72,7 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
-AfterCommit = Callable[[list[Any]], None]  # gets the committed OutboxMessage rows
+AfterCommit = Callable[[list[Any]], object]  # gets the committed OutboxMessage rows
 
 
 class Database:

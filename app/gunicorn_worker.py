@@ -21,8 +21,8 @@ from typing import Any
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 
-from app.api.problems import CODE_BY_STATUS, PROBLEM_JSON, problem_body
 from app.logs import new_request_id
+from app.problems import CODE_BY_STATUS, PROBLEM_JSON, problem_body
 
 INTERNAL_DETAIL = "An internal error occurred; it has been logged."
 MAX_DETAIL = 200  # gunicorn's message can quote a whole request line

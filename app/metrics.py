@@ -30,6 +30,7 @@ from prometheus_client import (  # noqa: E402
 )
 from prometheus_client.core import GaugeMetricFamily, Metric  # noqa: E402
 from prometheus_client.registry import Collector  # noqa: E402
+from sqlalchemy import event  # noqa: E402
 
 # Another library (Flower, imported by the celery command) may have imported prometheus_client
 # before the variable was set: pick the multiprocess value class again for our metrics.
@@ -84,27 +85,17 @@ SQL_STATEMENTS = Counter(
 )
 
 
-# Set by code that serves requests outside Flask (the flash-sale fast path) to name its source.
+# What is running now, named by the entrypoint that runs it: the Flask endpoint, the fast path's
+# endpoint, or the Celery task.
 sql_source_var: ContextVar[str | None] = ContextVar("sql_source", default=None)
 
 
 def count_sql_statements(engine: Any) -> None:
     """Count every statement by its source (`flash_sales.purchase`, `orders.saga.reserve_stock`...):
     shows which requests touch the database, and how much."""
-    from celery import current_task
-    from flask import has_request_context, request
-    from sqlalchemy import event
 
     def before_cursor_execute(*_args: Any) -> None:
-        source = sql_source_var.get()
-        if source is None:
-            if has_request_context():
-                source = request.endpoint or "unmatched"
-            elif current_task and current_task.name:
-                source = current_task.name
-            else:
-                source = "other"
-        SQL_STATEMENTS.labels(source=source).inc()
+        SQL_STATEMENTS.labels(source=sql_source_var.get() or "other").inc()
 
     event.listen(engine, "before_cursor_execute", before_cursor_execute)
 

@@ -14,7 +14,7 @@ from sqlalchemy import Table, insert
 
 from app.db import UnitOfWork
 from app.logs import request_id_var
-from app.models import OutboxMessage
+from app.models.outbox import OutboxMessage
 
 OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from app.db import UnitOfWork
-from app.models import Coupon, Goods, User
+from app.models.coupons import Coupon
+from app.models.goods import Goods
+from app.models.users import User
 from app.services import coupons, goods, users
 
 DEMO_GOODS = [

@@ -103,9 +103,9 @@ def main() -> None:
         metrics_dir = stack.workdir / "metrics"  # this process's own, not the API's
         metrics_dir.mkdir()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-        from app import create_app
         from app.config import load_settings
-        from app.state import state
+        from app.extension import runtime
+        from app.web import create_app
 
         app = create_app(load_settings(stack.env))
         client = Client(app)
@@ -150,12 +150,12 @@ def main() -> None:
                 refused.append(_timed(lambda t=token: refuse(t)))
         refusal_instructions = counter.dump("refusal")
 
-        app_state = state(app)
+        app_state = runtime(app)
         with app_state.db.engine.connect() as connection:
             sagas = list(
                 connection.scalars(
                     text(
-                        "SELECT s.id FROM sagas s JOIN orders o ON o.id = s.order_id "
+                        "SELECT s.id FROM sagas s JOIN orders o ON o.id = s.subject_id "
                         "WHERE o.flash_sale_id = :sale ORDER BY s.created_at DESC LIMIT :n"
                     ),
                     {"sale": sale["id"], "n": args.orders},

@@ -160,7 +160,7 @@ def one_round(stack: Stack, args: argparse.Namespace, tokens: list[str]) -> Roun
     settled_after = time.perf_counter() - sale_result.started
     sagas_in_sale = stack.sql(
         """SELECT count(*) AS n FROM saga_steps step
-           JOIN sagas s ON s.id = step.saga_id JOIN orders o ON o.id = s.order_id
+           JOIN sagas s ON s.id = step.saga_id JOIN orders o ON o.id = s.subject_id
            WHERE o.flash_sale_id = :id AND step.position = 0 AND step.kind = 'action'
              AND step.started_at < :over""",
         id=sale["id"],

@@ -1,4 +1,5 @@
-"""The saga engine: definitions, persisted saga state, orchestration and compensation order.
+"""The generic saga engine: definitions, persisted saga state, orchestration and compensation.
 
-It arrives with the order saga (issue #3); it imports nothing of Flask, Celery or app/sandbox.
+It knows steps, not what a saga is about, and imports nothing of Flask, Celery, the shop's
+services or app/sandbox. The order saga is one definition, in app/services/order_saga.py.
 """

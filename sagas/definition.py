@@ -5,6 +5,9 @@ engine's transaction, so their effect and the record that they ran commit togeth
 that must call another system over the network does it in `remote` (before `action`, outside
 any transaction; idempotent) and undoes it in `remote_compensation`.
 A "wait" step pauses the saga until an outside event (a payment webhook) resumes or aborts it.
+
+A definition knows its steps and their queues; the engine knows nothing of what a saga is about
+beyond its subject's id (the order saga's subject is an order).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.db import UnitOfWork
+from sagas.models import ENGINE_STATUSES
 
 
 class BusinessFailure(Exception):
@@ -27,7 +31,7 @@ class BusinessFailure(Exception):
 @dataclass(frozen=True)
 class SagaContext:
     saga_id: str
-    order_id: str
+    subject_id: str
     # What `remote` returned, given to `action`; or, for a compensation, whether the action ran.
     remote_result: Any = None
     action_applied: bool = False
@@ -93,10 +97,19 @@ class SagaDefinition:
     # the one that finishes it (the order becomes CANCELLED).
     on_compensating: Callable[[UnitOfWork, SagaContext, str], None] | None = None
     on_compensated: LocalFn | None = None
+    # The keyword argument that carries the subject's id in every step's message, beside
+    # `saga_id`: Flower's search then finds a saga's tasks by either id.
+    subject_name: str = "subject_id"
+
+    @property
+    def statuses(self) -> tuple[str, ...]:
+        """Every status a saga of this definition can show."""
+        waits = tuple(step.wait_status for step in self.steps if step.wait_status is not None)
+        return ENGINE_STATUSES[:1] + waits + ENGINE_STATUSES[1:]
 
     def position(self, step_name: str) -> int:
         for position, step in enumerate(self.steps):
-            if step.name == step_name or step.compensation_name == step_name:
+            if step_name in (step.name, step.compensation_name):
                 return position
         raise KeyError(step_name)
 

@@ -11,18 +11,17 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import ID_LENGTH, Base, UTCDateTime, created_at_column, id_column
-from app.models.outbox import BigId
+from app.models.base import ID_LENGTH, Base, BigId, UTCDateTime, created_at_column, id_column
 from app.timeutil import utcnow
 
-# Saga statuses (API.md "Sagas").
+# Saga statuses the engine itself gives. A definition's wait steps add their own (the order
+# saga's AWAITING_PAYMENT), shown while the saga waits for an outside event.
 RUNNING = "RUNNING"
-AWAITING = "AWAITING_PAYMENT"
 COMPENSATING = "COMPENSATING"
 COMPLETED = "COMPLETED"
 COMPENSATED = "COMPENSATED"
 FAILED = "FAILED"
-SAGA_STATUSES = (RUNNING, AWAITING, COMPENSATING, COMPLETED, COMPENSATED, FAILED)
+ENGINE_STATUSES = (RUNNING, COMPENSATING, COMPLETED, COMPENSATED, FAILED)
 
 # Step kinds and statuses.
 ACTION = "action"
@@ -40,7 +39,8 @@ class Saga(Base):
 
     id: Mapped[str] = id_column()
     type: Mapped[str] = mapped_column(String(32), nullable=False)
-    order_id: Mapped[str] = mapped_column(String(ID_LENGTH), nullable=False, unique=True)
+    # What the saga is about, one saga each: the order's id for the order saga.
+    subject_id: Mapped[str] = mapped_column(String(ID_LENGTH), nullable=False, unique=True)
     status: Mapped[str] = mapped_column(String(20), nullable=False, default=RUNNING)
     # The position of the step being run (or compensated).
     position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
@@ -52,8 +52,8 @@ class Saga(Base):
     # The broker priority of this saga's messages (None: the default, served first on Redis).
     priority: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = created_at_column()
-    # A paced saga's first step is sent to run at this time (flash sales): the sweep counts the
-    # saga stale only from then on.
+    # A delayed saga's first step is sent to run at this time: the sweep counts the saga stale
+    # only from then on.
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Last progress: the sweep re-drives sagas whose updated_at is older than the stale limit.
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)

@@ -6,21 +6,22 @@ same app (and settings) as the worker.
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 from celery.bin.base import CeleryCommand, CLIContext
 from sqlalchemy import select
 
-from app.services.errors import ServiceError
-from app.state import state
+from app.bootstrap import Runtime
+from app.errors import ServiceError
+from app.services.order_saga import STATUSES as SAGA_STATUSES
 from app.timeutil import rfc3339
-from sagas.models import SAGA_STATUSES, Saga
+from sagas.models import Saga
 
 
-def _state(ctx: click.Context) -> Any:
+def _state(ctx: click.Context) -> Runtime:
+    """The runtime of the app that `celery -A` loaded."""
     obj: CLIContext = ctx.obj
-    return state(obj.app.flask_app)
+    runtime: Runtime = obj.app.ordersaga_runtime
+    return runtime
 
 
 @click.group(name="saga")
@@ -45,7 +46,7 @@ def list_sagas(ctx: click.Context, status: str | None, limit: int) -> None:
     for item in sagas:
         step = next((s for s in item.steps if s.kind == "action" and s.position == item.position), None)
         click.echo(
-            f"{item.id}  {item.status:<16} order {item.order_id}  step {step.name if step else '-':<15} "
+            f"{item.id}  {item.status:<16} order {item.subject_id}  step {step.name if step else '-':<15} "
             f"moved {rfc3339(item.updated_at)}"
         )
 
@@ -61,9 +62,10 @@ def show(ctx: click.Context, saga_id: str) -> None:
             item = app_state.engine.get(uow, saga_id)
     except ServiceError as error:
         raise click.ClickException(error.detail) from None
-    click.echo(f"saga {item.id} ({item.type}) for order {item.order_id}: {item.status}")
+    click.echo(f"saga {item.id} ({item.type}) for order {item.subject_id}: {item.status}")
     for step in item.steps:
-        when = rfc3339(step.finished_at or step.started_at) if (step.finished_at or step.started_at) else "-"
+        moved = step.finished_at or step.started_at
+        when = rfc3339(moved) if moved is not None else "-"
         failure = f"  error: {step.error}" if step.error else ""
         click.echo(
             f"  {step.kind:<12} {step.name:<15} {step.status:<9} attempts {step.attempts}  {when}{failure}"

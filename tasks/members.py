@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Celery
 
+from app.bootstrap import Runtime
 from app.services import members
-from app.state import state
 
 
-@shared_task(
-    name="members.credit_points",
-    autoretry_for=(Exception,),
-    retry_backoff=2,
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=None,  # points are never given up on; the credit is idempotent
-)
-def credit_points(order_id: str) -> int:
-    with state().db.uow() as uow:
-        return members.credit_points(uow, order_id)
+def register(celery_app: Celery, runtime: Runtime) -> None:
+    @celery_app.task(
+        name="members.credit_points",
+        autoretry_for=(Exception,),
+        retry_backoff=2,
+        retry_backoff_max=60,
+        retry_jitter=True,
+        max_retries=None,  # points are never given up on; the credit is idempotent
+    )
+    def credit_points(order_id: str) -> int:
+        with runtime.db.uow() as uow:
+            return members.credit_points(uow, order_id)

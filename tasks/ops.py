@@ -5,23 +5,23 @@ from __future__ import annotations
 import json
 import os
 
-from celery import shared_task
+from celery import Celery, Task
 from flask import current_app, has_app_context
 
-from app.state import state
+from app.bootstrap import Runtime
 
 
-@shared_task(name="ops.ping", bind=True, acks_late=False)
-def ping(self: object, token: str) -> None:
-    """Prove that a worker consumes a queue and runs tasks inside the Flask app context.
+def register(celery_app: Celery, runtime: Runtime) -> None:
+    @celery_app.task(name="ops.ping", bind=True, acks_late=False)
+    def ping(self: Task, token: str) -> None:
+        """Prove that a worker consumes a queue and runs tasks inside the Flask app context.
 
-    The answer goes to Redis, where the caller (a readiness probe or a test) waits for it.
-    """
-    request = self.request  # type: ignore[attr-defined]
-    answer = {
-        "queue": (request.delivery_info or {}).get("routing_key"),
-        "app_context": has_app_context(),
-        "app_name": current_app.name if has_app_context() else None,
-        "pid": os.getpid(),
-    }
-    state().redis.set(f"ordersaga:ping:{token}", json.dumps(answer), ex=300)
+        The answer goes to Redis, where the caller (a readiness probe or a test) waits for it.
+        """
+        answer = {
+            "queue": (self.request.delivery_info or {}).get("routing_key"),
+            "app_context": has_app_context(),
+            "app_name": current_app.name if has_app_context() else None,
+            "pid": os.getpid(),
+        }
+        runtime.redis.set(f"ordersaga:ping:{token}", json.dumps(answer), ex=300)

@@ -6,11 +6,11 @@ retried with backoff.
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Celery
 
+from app.bootstrap import Runtime
 from app.payments.port import ProviderUnavailable
 from app.services import payment_events
-from app.state import state
 
 RETRY = {
     "autoretry_for": (ProviderUnavailable, ConnectionError, OSError),
@@ -21,15 +21,11 @@ RETRY = {
 }
 
 
-@shared_task(name=payment_events.TIMEOUT_TASK, **RETRY)
-def payment_timeout(saga_id: str, order_id: str) -> str:
-    app_state = state()
-    return payment_events.expire_payment(app_state.db.uow, app_state.engine, app_state.provider, order_id)
+def register(celery_app: Celery, runtime: Runtime) -> None:
+    @celery_app.task(name=payment_events.TIMEOUT_TASK, **RETRY)
+    def payment_timeout(saga_id: str, order_id: str) -> str:
+        return payment_events.expire_payment(runtime.db.uow, runtime.engine, runtime.provider, order_id)
 
-
-@shared_task(name=payment_events.REFUND_TASK, **RETRY)
-def refund_late_payment(order_id: str) -> str:
-    app_state = state()
-    return payment_events.refund_late_payment(
-        app_state.db.uow, app_state.engine, app_state.provider, order_id
-    )
+    @celery_app.task(name=payment_events.REFUND_TASK, **RETRY)
+    def refund_late_payment(order_id: str) -> str:
+        return payment_events.refund_late_payment(runtime.db.uow, runtime.engine, runtime.provider, order_id)

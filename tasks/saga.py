@@ -9,41 +9,42 @@ Anything a step raises is a transient fault: retried with exponential backoff an
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
 from celery import Celery, Task
 from celery.utils.time import get_exponential_backoff_interval
 
-from app.state import state
-from sagas.definition import SagaDefinition, Step
+from app.bootstrap import Runtime
+from sagas.definition import Step
 from sagas.models import ACTION, COMPENSATION
 
 log = logging.getLogger(__name__)
 
 
-def register(celery_app: Celery, definitions: Iterable[SagaDefinition]) -> dict[str, dict[str, str]]:
+def register(celery_app: Celery, runtime: Runtime) -> dict[str, dict[str, str]]:
     """Register every step's tasks; returns their routes (task name → queue)."""
     routes: dict[str, dict[str, str]] = {}
-    for definition in definitions:
+    for definition in runtime.engine.definitions.values():
         for step in definition.steps:
             if step.is_wait:
                 continue
             name = definition.action_task(step)
-            _register_step(celery_app, name, step, ACTION)
+            _register_step(celery_app, runtime, name, step, ACTION)
             routes[name] = {"queue": step.queue}
             if step.has_compensation:
                 name = definition.compensation_task(step)
-                _register_step(celery_app, name, step, COMPENSATION)
+                _register_step(celery_app, runtime, name, step, COMPENSATION)
                 routes[name] = {"queue": step.compensation_queue or step.queue}
     return routes
 
 
-def _register_step(celery_app: Celery, task_name: str, step: Step, kind: str) -> None:
+def _register_step(celery_app: Celery, runtime: Runtime, task_name: str, step: Step, kind: str) -> None:
     policy = step.retry
     step_name = step.name if kind == ACTION else str(step.compensation_name)
 
-    def run(self: Task, saga_id: str, order_id: str) -> None:
-        engine = state().engine
+    def run(self: Task, saga_id: str, **_subject: str) -> None:
+        """The subject's id rides along for Flower's search; the engine reads the saga. The
+        engine is looked up per call: each forked process makes its own."""
+        engine = runtime.engine
         try:
             if kind == ACTION:
                 engine.run_action(saga_id, step_name)

@@ -17,7 +17,7 @@ from datetime import datetime
 from celery import Celery
 from celery.schedules import schedstate, schedule
 
-from app.state import AppState, state
+from app.bootstrap import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class WhenNeeded(schedule):
 
     _warned_at = float("-inf")
 
-    def needed(self, app_state: AppState) -> bool:
+    def needed(self, runtime: Runtime) -> bool:
         raise NotImplementedError
 
     def is_due(self, last_run_at: datetime) -> schedstate:
@@ -38,7 +38,7 @@ class WhenNeeded(schedule):
 
     def _ask(self, celery_app: Celery) -> bool:
         try:
-            return self.needed(state(celery_app.flask_app))
+            return self.needed(celery_app.ordersaga_runtime)  # type: ignore[attr-defined]
         except Exception as error:  # noqa: BLE001 - cannot tell: a needless tick is harmless
             if time.monotonic() - self._warned_at >= WARN_EVERY_SECONDS:
                 self._warned_at = time.monotonic()

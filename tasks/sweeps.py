@@ -11,28 +11,32 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from celery import shared_task
+from celery import Celery
 
 from app import outbox
+from app.bootstrap import Runtime
 from app.services import flash_sales, payment_events
-from app.state import AppState, state
 
 log = logging.getLogger(__name__)
 
 SWEEP_TASK = "orders.sweep"
 
 
-@shared_task(name=SWEEP_TASK, acks_late=False, ignore_result=True)
-def sweep() -> dict[str, int]:
+def register(celery_app: Celery, runtime: Runtime) -> None:
+    @celery_app.task(name=SWEEP_TASK, acks_late=False, ignore_result=True)
+    def sweep() -> dict[str, int]:
+        return sweep_once(runtime)
+
+
+def sweep_once(runtime: Runtime) -> dict[str, int]:
     """Each part runs even if another fails (a bad outbox row must not stop the re-driving);
     the first failure is raised at the end, so the task still shows as failed in Flower."""
-    app_state = state()
-    stale = timedelta(seconds=app_state.settings.saga_stale_seconds)
+    stale = timedelta(seconds=runtime.settings.saga_stale_seconds)
     parts: dict[str, Callable[[], int]] = {
-        "sent": lambda: app_state.relay.send_overdue() if app_state.relay is not None else 0,
-        "redriven": lambda: app_state.engine.redrive_stale(stale),
-        "overdue": lambda: _time_out_overdue(app_state),
-        "flash_units_returned": lambda: _settle_flash_sales(app_state),
+        "sent": lambda: runtime.relay.send_overdue() if runtime.relay is not None else 0,
+        "redriven": lambda: runtime.engine.redrive_stale(stale),
+        "overdue": lambda: _time_out_overdue(runtime),
+        "flash_units_returned": lambda: _settle_flash_sales(runtime),
     }
     counts: dict[str, int] = {}
     failures: list[Exception] = []
@@ -49,14 +53,14 @@ def sweep() -> dict[str, int]:
     return counts
 
 
-def _settle_flash_sales(app_state: AppState) -> int:
-    with app_state.db.uow() as uow:
+def _settle_flash_sales(runtime: Runtime) -> int:
+    with runtime.db.uow() as uow:
         return flash_sales.settle_ended(uow)
 
 
-def _time_out_overdue(app_state: AppState) -> int:
+def _time_out_overdue(runtime: Runtime) -> int:
     """Orders past their payment deadline whose ETA task was lost (or is about to run: both fine)."""
-    with app_state.db.uow() as uow:
+    with runtime.db.uow() as uow:
         overdue = payment_events.overdue_orders(uow)
         for saga_id, order_id in overdue:
             outbox.add(

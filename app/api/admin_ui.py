@@ -18,9 +18,10 @@ from typing import Any, TypeVar, cast
 from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
-from app.services.errors import ServiceError
-from app.state import state
-from sagas.models import SAGA_STATUSES, Saga
+from app.errors import ServiceError
+from app.extension import runtime
+from app.services.order_saga import STATUSES as SAGA_STATUSES
+from sagas.models import Saga
 
 blp = Blueprint("admin_ui", __name__, url_prefix="/admin", template_folder="templates")
 
@@ -28,7 +29,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _is_operator() -> bool:
-    token = state().settings.admin_token
+    token = runtime().settings.admin_token
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer ") and hmac.compare_digest(
         header[7:].strip().encode(), token.encode()
@@ -59,10 +60,10 @@ def login() -> Any:
     error = None
     if request.method == "POST":
         given = request.form.get("token", "")
-        if hmac.compare_digest(given.encode(), state().settings.admin_token.encode()):
+        if hmac.compare_digest(given.encode(), runtime().settings.admin_token.encode()):
             session.clear()
             session["operator"] = True
-            session["token_tag"] = _tag(state().settings.admin_token)
+            session["token_tag"] = _tag(runtime().settings.admin_token)
             session["csrf"] = secrets.token_urlsafe(24)
             target = request.args.get("next", "")
             return redirect(target if target.startswith("/admin/") else url_for("admin_ui.list_sagas"))
@@ -85,7 +86,7 @@ def list_sagas() -> str:
     statement = select(Saga).order_by(Saga.updated_at.desc()).limit(200)
     if status:
         statement = statement.where(Saga.status == status)
-    with state().db.uow() as uow:
+    with runtime().db.uow() as uow:
         sagas = list(uow.session.scalars(statement))
     return render_template("admin/sagas.html", sagas=sagas, status=status, statuses=SAGA_STATUSES)
 
@@ -93,9 +94,9 @@ def list_sagas() -> str:
 @blp.get("/sagas/<saga_id>")
 @operator_only
 def show_saga(saga_id: str) -> str:
-    with state().db.uow() as uow:
+    with runtime().db.uow() as uow:
         try:
-            saga = state().engine.get(uow, saga_id)
+            saga = runtime().engine.get(uow, saga_id)
         except ServiceError:
             abort(404)
     message = request.args.get("message")
@@ -110,7 +111,7 @@ def retry_saga(saga_id: str) -> Any:
     ):
         abort(403)
     try:
-        state().engine.retry(saga_id)
+        runtime().engine.retry(saga_id)
         message = "Retry sent: the saga resumes from the step that failed."
     except ServiceError as error:
         message = error.detail

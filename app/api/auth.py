@@ -16,10 +16,10 @@ from typing import Any, TypeVar, cast
 
 from flask import g, request
 
-from app.models import User
+from app.errors import Forbidden, Unauthorized
+from app.extension import runtime
+from app.models.users import User
 from app.services import users
-from app.services.errors import Forbidden, Unauthorized
-from app.state import state
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,7 +47,7 @@ def authenticate() -> Principal:
     token = _bearer_token()
     if token is None:
         raise Unauthorized("A bearer token is required.")
-    app_state = state()
+    app_state = runtime()
     if hmac.compare_digest(token.encode(), app_state.settings.admin_token.encode()):
         return Principal(user=None)
     with app_state.db.uow() as uow:

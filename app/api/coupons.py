@@ -6,9 +6,9 @@ from typing import Any
 
 from app.api.auth import current_principal, login_required
 from app.api.blueprint import Blueprint
+from app.extension import runtime
 from app.schemas.coupons import CouponSchema
 from app.services import coupons
-from app.state import state
 
 blp = Blueprint("coupons", __name__, url_prefix="/api/v1/coupons", description="Coupons")
 
@@ -18,5 +18,5 @@ blp = Blueprint("coupons", __name__, url_prefix="/api/v1/coupons", description="
 @blp.response(200, CouponSchema)
 def get_coupon(coupon_id: str) -> Any:
     user = current_principal().user
-    with state().db.uow() as uow:
+    with runtime().db.uow() as uow:
         return coupons.get_coupon(uow, coupon_id, owner_id=user.id if user else None)

@@ -19,14 +19,12 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask
-
 from app import metrics
 from app.api.flash_sales import purchase_from
-from app.api.problems import PROBLEM_JSON, problem_body, service_problem
+from app.bootstrap import Runtime
+from app.errors import ServiceError
 from app.logs import new_request_id, request_id_var, valid_request_id
-from app.services.errors import ServiceError
-from app.state import AppState, state
+from app.problems import PROBLEM_JSON, problem_body, service_problem
 
 log = logging.getLogger("app")
 
@@ -40,9 +38,9 @@ StartResponse = Callable[..., Any]
 
 
 class FlashPurchaseFastPath:
-    def __init__(self, app: Flask) -> None:
-        self.next = app.wsgi_app
-        self.app_state: AppState = state(app)
+    def __init__(self, next_app: Callable[..., Iterable[bytes]], runtime: Runtime) -> None:
+        self.next = next_app
+        self.runtime = runtime
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         match = PATH.match(environ.get("PATH_INFO", "")) if environ.get("REQUEST_METHOD") == "POST" else None
@@ -74,7 +72,7 @@ class FlashPurchaseFastPath:
     def _answer(self, environ: dict[str, Any], sale_id: str) -> Answer:
         try:
             body = self._body(environ)
-            order_id = purchase_from(self.app_state, environ.get("HTTP_AUTHORIZATION", ""), body, sale_id)
+            order_id = purchase_from(self.runtime, environ.get("HTTP_AUTHORIZATION", ""), body, sale_id)
         except ServiceError as error:
             return service_problem(error)
         except _BadBody as bad:

@@ -15,6 +15,9 @@ from flask import request
 from app import metrics
 from app.api.auth import operator_required
 from app.api.blueprint import Blueprint
+from app.bootstrap import Runtime
+from app.errors import Forbidden, InvalidInput, Overloaded, ServiceError, Unauthorized
+from app.extension import runtime
 from app.schemas.common import MAX_COUNT
 from app.schemas.flash_sales import (
     FlashSaleCreateSchema,
@@ -23,8 +26,6 @@ from app.schemas.flash_sales import (
     PurchaseSchema,
 )
 from app.services import flash_sales
-from app.services.errors import Forbidden, InvalidInput, Overloaded, ServiceError, Unauthorized
-from app.state import AppState, state
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ TOKEN_CACHE_SECONDS = 24 * 3600
 @blp.arguments(FlashSaleCreateSchema)
 @blp.response(201, FlashSaleSchema)
 def create_sale(data: dict[str, Any]) -> Any:
-    app_state = state()
+    app_state = runtime()
     with app_state.db.uow() as uow:
         sale = flash_sales.create_sale(
             uow,
@@ -61,7 +62,7 @@ def create_sale(data: dict[str, Any]) -> Any:
 @blp.get("/<sale_id>")
 @blp.response(200, FlashSaleSchema)
 def get_sale(sale_id: str) -> Any:
-    with state().db.uow() as uow:
+    with runtime().db.uow() as uow:
         return flash_sales.get_sale(uow, sale_id)
 
 
@@ -75,12 +76,12 @@ def purchase(sale_id: str) -> Any:
     """Documents the endpoint. Requests are served by `app.api.flash_fast` in front of Flask,
     through the same `purchase_from`; this view answers only if that layer is not installed."""
     order_id = purchase_from(
-        state(), request.headers.get("Authorization", ""), request.get_json(silent=True), sale_id
+        runtime(), request.headers.get("Authorization", ""), request.get_json(silent=True), sale_id
     )
     return {"order_id": order_id}, {"Location": f"/api/v1/orders/{order_id}"}
 
 
-def purchase_from(app_state: AppState, authorization: str, body: Any, sale_id: str) -> str:
+def purchase_from(app_state: Runtime, authorization: str, body: Any, sale_id: str) -> str:
     """One purchase attempt: the buyer, the body, the load, then the gate. Counts its outcome."""
     outcome = "invalid"
     try:
@@ -141,7 +142,7 @@ def _quantity(body: Any) -> int:
     return quantity
 
 
-def _bearer_token(app_state: AppState, authorization: str) -> str:
+def _bearer_token(app_state: Runtime, authorization: str) -> str:
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -151,7 +152,7 @@ def _bearer_token(app_state: AppState, authorization: str) -> str:
     return token
 
 
-def cache_token_hash(app_state: AppState, user_id: str, token_hash: str) -> None:
+def cache_token_hash(app_state: Runtime, user_id: str, token_hash: str) -> None:
     """Best effort: without it, the buyer's first purchase attempt checks the token in SQL."""
     try:
         app_state.flash_gate.cache_token(user_id, token_hash, TOKEN_CACHE_SECONDS)

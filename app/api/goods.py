@@ -6,10 +6,10 @@ from typing import Any
 
 from app.api.auth import operator_required
 from app.api.blueprint import Blueprint
+from app.extension import runtime
 from app.schemas.common import PageQuerySchema
 from app.schemas.goods import GoodsCreateSchema, GoodsPageSchema, GoodsSchema, RestockSchema
 from app.services import goods
-from app.state import state
 
 blp = Blueprint("goods", __name__, url_prefix="/api/v1/goods", description="Goods and stock")
 
@@ -19,7 +19,7 @@ blp = Blueprint("goods", __name__, url_prefix="/api/v1/goods", description="Good
 @blp.arguments(GoodsCreateSchema)
 @blp.response(201, GoodsSchema)
 def create_goods(data: dict[str, Any]) -> Any:
-    with state().db.uow() as uow:
+    with runtime().db.uow() as uow:
         return goods.create_goods(uow, data["sku"], data["name"], data["price_cents"], data["stock"])
 
 
@@ -27,14 +27,14 @@ def create_goods(data: dict[str, Any]) -> Any:
 @blp.arguments(PageQuerySchema, location="query")
 @blp.response(200, GoodsPageSchema)
 def list_goods(query: dict[str, Any]) -> Any:
-    with state().db.uow() as uow:
+    with runtime().db.uow() as uow:
         return goods.list_goods(uow, query["limit"], query["cursor"])
 
 
 @blp.get("/<goods_id>")
 @blp.response(200, GoodsSchema)
 def get_goods(goods_id: str) -> Any:
-    with state().db.uow() as uow:
+    with runtime().db.uow() as uow:
         return goods.get_goods(uow, goods_id)
 
 
@@ -43,5 +43,5 @@ def get_goods(goods_id: str) -> Any:
 @blp.arguments(RestockSchema)
 @blp.response(200, GoodsSchema)
 def restock(data: dict[str, Any], goods_id: str) -> Any:
-    with state().db.uow() as uow:
+    with runtime().db.uow() as uow:
         return goods.restock(uow, goods_id, data["quantity"])

@@ -9,10 +9,12 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select, text
 
 from app import metrics
+from app.bootstrap import Runtime
 from app.broker import broker_answers, queue_depths
-from app.models import Order
-from app.state import AppState, state
-from sagas.models import SAGA_STATUSES, Saga
+from app.extension import runtime
+from app.models.orders import Order
+from app.services.order_saga import STATUSES as SAGA_STATUSES
+from sagas.models import Saga
 
 blp = Blueprint("ops", __name__)
 
@@ -44,7 +46,7 @@ def healthz() -> Response:
 
 @blp.get("/readyz")
 def readyz() -> Response:
-    app_state = state()
+    app_state = runtime()
     checks = {
         "database": _database_answers(app_state),
         "broker": broker_answers(app_state.settings.broker_url),
@@ -61,7 +63,7 @@ def readyz() -> Response:
     return response
 
 
-def _database_answers(app_state: AppState) -> tuple[bool, str]:
+def _database_answers(app_state: Runtime) -> tuple[bool, str]:
     try:
         with app_state.db.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -72,13 +74,13 @@ def _database_answers(app_state: AppState) -> tuple[bool, str]:
 
 @blp.get("/metrics")
 def metrics_endpoint() -> Response:
-    app_state = state()
+    app_state = runtime()
     body = metrics.render([lambda: _queue_depth(app_state), lambda: _orders_and_sagas(app_state)])
     # content_type, not mimetype: Flask would add a second "; charset=utf-8" to a text/* mimetype.
     return Response(body, content_type=metrics.CONTENT_TYPE)
 
 
-def _orders_and_sagas(app_state: AppState) -> Iterable[GaugeMetricFamily]:
+def _orders_and_sagas(app_state: Runtime) -> Iterable[GaugeMetricFamily]:
     """Counted from the database at scrape time: right whatever process made the change."""
     orders = GaugeMetricFamily(
         "ordersaga_orders", "Orders by status and cancel reason.", labels=["status", "cancel_reason"]
@@ -100,7 +102,7 @@ def _orders_and_sagas(app_state: AppState) -> Iterable[GaugeMetricFamily]:
     yield sagas
 
 
-def _queue_depth(app_state: AppState) -> Iterable[GaugeMetricFamily]:
+def _queue_depth(app_state: Runtime) -> Iterable[GaugeMetricFamily]:
     family = GaugeMetricFamily(
         "ordersaga_queue_depth", "Messages waiting in each Celery queue.", labels=["queue"]
     )

@@ -10,10 +10,10 @@ from flask import request
 
 from app.api.auth import current_principal, current_user, login_required, user_required
 from app.api.blueprint import Blueprint
+from app.errors import InvalidInput
+from app.extension import runtime
 from app.schemas.orders import OrderCreateSchema, OrderPageSchema, OrderQuerySchema, OrderSchema
 from app.services import orders
-from app.services.errors import InvalidInput
-from app.state import state
 
 blp = Blueprint("orders", __name__, url_prefix="/api/v1/orders", description="Orders and their sagas")
 
@@ -40,7 +40,7 @@ def _request_hash(data: dict[str, Any]) -> str:
 @blp.response(202, OrderSchema)
 def place_order(data: dict[str, Any]) -> Any:
     key = _idempotency_key()
-    app_state = state()
+    app_state = runtime()
     placed = orders.place_order(
         app_state.db.uow,
         app_state.engine,
@@ -61,7 +61,7 @@ def place_order(data: dict[str, Any]) -> Any:
 @blp.response(200, OrderSchema)
 def get_order(order_id: str) -> Any:
     user = current_principal().user
-    with state().db.uow() as uow:
+    with runtime().db.uow() as uow:
         return orders.get_order(uow, order_id, owner_id=user.id if user else None)
 
 
@@ -72,7 +72,7 @@ def get_order(order_id: str) -> Any:
 def list_orders(query: dict[str, Any]) -> Any:
     user = current_principal().user
     user_id = user.id if user else query["user_id"]
-    with state().db.uow() as uow:
+    with runtime().db.uow() as uow:
         return orders.list_orders(uow, user_id, query["status"], query["limit"], query["cursor"])
 
 
@@ -81,7 +81,7 @@ def list_orders(query: dict[str, Any]) -> Any:
 @blp.response(202, OrderSchema)
 @blp.alt_response(200, schema=OrderSchema, description="The order was already cancelled: unchanged.")
 def cancel_order(order_id: str) -> Any:
-    app_state = state()
+    app_state = runtime()
     order, changed = orders.cancel_order(app_state.db.uow, app_state.engine, order_id, current_user().id)
     if not changed and order.status != "CANCELLING":
         return order, 200

@@ -11,11 +11,11 @@ from flask import request
 
 from app import metrics
 from app.api.blueprint import Blueprint
-from app.api.problems import flatten_errors
+from app.errors import AmountMismatch, InvalidInput, InvalidSignature, NotFound
+from app.extension import runtime
+from app.problems import flatten_errors
 from app.schemas.webhooks import WebhookAckSchema, WebhookSchema
 from app.services import payment_events, webhooks
-from app.services.errors import AmountMismatch, InvalidInput, InvalidSignature, NotFound
-from app.state import state
 
 blp = Blueprint("payments", __name__, url_prefix="/api/v1/payments", description="Payment provider webhooks")
 
@@ -35,7 +35,7 @@ class InvalidEvent(InvalidInput):
     requestBody={"content": {"application/json": {"schema": WebhookSchema}}},
 )
 def sandbox_webhook() -> Any:
-    app_state = state()
+    app_state = runtime()
     raw = request.get_data(cache=True)
     result = "invalid"
     try:

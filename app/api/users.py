@@ -7,11 +7,11 @@ from typing import Any
 from app.api.auth import current_user, operator_required, user_required
 from app.api.blueprint import Blueprint
 from app.api.flash_sales import cache_token_hash
+from app.extension import runtime
 from app.schemas.common import PageQuerySchema
 from app.schemas.coupons import CouponCreateSchema, CouponPageSchema, CouponSchema
 from app.schemas.users import MeSchema, NewUserSchema, UserCreateSchema, UserSchema
 from app.services import coupons, users
-from app.state import state
 
 blp = Blueprint("users", __name__, url_prefix="/api/v1", description="Users and their coupons")
 
@@ -21,10 +21,10 @@ blp = Blueprint("users", __name__, url_prefix="/api/v1", description="Users and 
 @blp.arguments(UserCreateSchema)
 @blp.response(201, NewUserSchema)
 def create_user(data: dict[str, Any]) -> dict[str, Any]:
-    with state().db.uow() as uow:
+    with runtime().db.uow() as uow:
         created = users.create_user(uow, data["name"], data["email"])
     user = created.user
-    cache_token_hash(state(), user.id, user.token_hash)  # the flash-sale path needs no SQL for it
+    cache_token_hash(runtime(), user.id, user.token_hash)  # the flash-sale path needs no SQL for it
     fields = ("id", "name", "email", "points", "created_at")
     return {**{name: getattr(user, name) for name in fields}, "token": created.token}
 
@@ -33,7 +33,7 @@ def create_user(data: dict[str, Any]) -> dict[str, Any]:
 @operator_required
 @blp.response(200, UserSchema)
 def get_user(user_id: str) -> Any:
-    with state().db.uow() as uow:
+    with runtime().db.uow() as uow:
         return users.get_user(uow, user_id)
 
 
@@ -41,7 +41,7 @@ def get_user(user_id: str) -> Any:
 @user_required
 @blp.response(200, MeSchema)
 def me() -> Any:
-    with state().db.uow() as uow:
+    with runtime().db.uow() as uow:
         return users.get_user(uow, current_user().id)
 
 
@@ -50,7 +50,7 @@ def me() -> Any:
 @blp.arguments(CouponCreateSchema)
 @blp.response(201, CouponSchema)
 def create_coupon(data: dict[str, Any], user_id: str) -> Any:
-    with state().db.uow() as uow:
+    with runtime().db.uow() as uow:
         return coupons.create_coupon(
             uow, user_id, data["amount_off_cents"], data["min_order_cents"], data["expires_at"]
         )
@@ -61,7 +61,7 @@ def create_coupon(data: dict[str, Any], user_id: str) -> Any:
 @blp.arguments(PageQuerySchema, location="query")
 @blp.response(200, CouponPageSchema)
 def list_user_coupons(query: dict[str, Any], user_id: str) -> Any:
-    with state().db.uow() as uow:
+    with runtime().db.uow() as uow:
         users.get_user(uow, user_id)
         return coupons.list_user_coupons(uow, user_id, query["limit"], query["cursor"])
 
@@ -71,5 +71,5 @@ def list_user_coupons(query: dict[str, Any], user_id: str) -> Any:
 @blp.arguments(PageQuerySchema, location="query")
 @blp.response(200, CouponPageSchema)
 def my_coupons(query: dict[str, Any]) -> Any:
-    with state().db.uow() as uow:
+    with runtime().db.uow() as uow:
         return coupons.list_user_coupons(uow, current_user().id, query["limit"], query["cursor"])

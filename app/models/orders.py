@@ -61,7 +61,7 @@ class Order(Base):
     )
     payment: Mapped[Payment | None] = relationship(lazy="selectin", uselist=False, viewonly=True)
     saga: Mapped[Saga | None] = relationship(
-        primaryjoin="Order.id == foreign(Saga.order_id)", lazy="selectin", uselist=False, viewonly=True
+        primaryjoin="Order.id == foreign(Saga.subject_id)", lazy="selectin", uselist=False, viewonly=True
     )
 
 

@@ -11,13 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, false
+from sqlalchemy import JSON, Boolean, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, UTCDateTime, created_at_column
-
-# SQLite only auto-increments an INTEGER PRIMARY KEY.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from app.models.base import Base, BigId, UTCDateTime, created_at_column
 
 
 class OutboxMessage(Base):

@@ -15,11 +15,11 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import ValidationError
 
-from app.api.problems import flatten_errors, problem, validation_problem
+from app.problems import flatten_errors, problem, validation_problem
 from app.sandbox import service
+from app.sandbox.deps import deps
 from app.sandbox.models import SandboxPayment
 from app.sandbox.schemas import PaymentCreateSchema
-from app.state import state
 
 blp = Blueprint("sandbox_api", __name__, url_prefix="/sandbox/api")
 
@@ -39,7 +39,7 @@ class InvalidRequest(Exception):
 def require_api_key() -> Response | None:
     """Every /sandbox/api call carries the shop's API key, compared in constant time."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    expected = state().settings.sandbox_api_key.encode()
+    expected = deps().settings.sandbox_api_key.encode()
     if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected):
         return None
     return problem(
@@ -51,7 +51,7 @@ def require_api_key() -> Response | None:
 def create_payment() -> tuple[Response, int, dict[str, str]]:
     data = _load(PaymentCreateSchema())
     key = _idempotency_key()
-    with state().db.uow() as uow:
+    with deps().db.uow() as uow:
         payment, created = service.create_payment(uow, idempotency_key=key, **data)
     if created:
         return _payment_json(payment), 201, {"Location": f"{blp.url_prefix}/payments/{payment.id}"}
@@ -60,33 +60,33 @@ def create_payment() -> tuple[Response, int, dict[str, str]]:
 
 @blp.get("/payments/<payment_id>")
 def get_payment(payment_id: str) -> Response:
-    with state().db.uow() as uow:
+    with deps().db.uow() as uow:
         return _payment_json(service.get_payment(uow, payment_id))
 
 
 @blp.post("/payments/<payment_id>/void")
 def void_payment(payment_id: str) -> Response:
-    with state().db.uow() as uow:
+    with deps().db.uow() as uow:
         return _payment_json(service.void_payment(uow, payment_id))
 
 
 @blp.post("/payments/<payment_id>/refund")
 def refund_payment(payment_id: str) -> Response:
-    with state().db.uow() as uow:
+    with deps().db.uow() as uow:
         return _payment_json(service.refund_payment(uow, payment_id))
 
 
 @blp.post("/payments/<payment_id>/pay")
 def pay(payment_id: str) -> Response:
     """Settle as paid without the checkout page: for tests and scripted demos."""
-    with state().db.uow() as uow:
+    with deps().db.uow() as uow:
         return _payment_json(service.settle(uow, payment_id, "succeeded"))
 
 
 @blp.post("/payments/<payment_id>/decline")
 def decline(payment_id: str) -> Response:
     """Settle as failed without the checkout page: for tests and scripted demos."""
-    with state().db.uow() as uow:
+    with deps().db.uow() as uow:
         return _payment_json(service.settle(uow, payment_id, "failed"))
 
 
@@ -111,7 +111,7 @@ def request_error(error: InvalidRequest) -> Response:
 
 
 def checkout_url(payment_id: str) -> str:
-    return f"{state().settings.public_url}/sandbox/checkout/{payment_id}"
+    return f"{deps().settings.public_url}/sandbox/checkout/{payment_id}"
 
 
 def _payment_json(payment: SandboxPayment) -> Response:

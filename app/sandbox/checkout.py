@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, render_template_string, request, url_for
 
 from app.sandbox import service
+from app.sandbox.deps import deps
 from app.sandbox.models import FAILED, PENDING, REFUNDED, SUCCEEDED, VOIDED, SandboxPayment
-from app.state import state
 
 blp = Blueprint("sandbox_checkout", __name__, url_prefix="/sandbox/checkout")
 
@@ -138,7 +138,7 @@ def show(payment_id: str) -> Response:
 
     Also the page a settling post redirects to, so it must only read: reloading it is harmless.
     """
-    with state().db.uow() as uow:
+    with deps().db.uow() as uow:
         try:
             payment = service.get_payment(uow, payment_id)
         except service.PaymentNotFound:
@@ -162,7 +162,7 @@ def decline(payment_id: str) -> Response:
 def _settle(payment_id: str, outcome: service.Outcome) -> Response:
     if not _same_origin():
         return _page("Not allowed", status=403, message="This form can only be sent from its own page.")
-    with state().db.uow() as uow:
+    with deps().db.uow() as uow:
         try:
             service.settle(uow, payment_id, outcome)
         except service.PaymentNotFound:
@@ -183,7 +183,7 @@ def _same_origin() -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return True
-    allowed = {_origin(request.host_url), _origin(state().settings.public_url)}
+    allowed = {_origin(request.host_url), _origin(deps().settings.public_url)}
     return origin.rstrip("/") in allowed
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from app.services.bounds import MAX_CENTS, MAX_COUNT
+from app.bounds import MAX_CENTS, MAX_COUNT
 from app.timeutil import rfc3339
 
 

@@ -6,7 +6,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from app.schemas.common import PageQuerySchema, Timestamp
-from sagas.models import SAGA_STATUSES
+from app.services.order_saga import STATUSES as SAGA_STATUSES
 
 
 class SagaStepSchema(ma.Schema):
@@ -22,7 +22,7 @@ class SagaStepSchema(ma.Schema):
 class SagaSchema(ma.Schema):
     id = fields.String()
     type = fields.String()
-    order_id = fields.String()
+    order_id = fields.String(attribute="subject_id")
     status = fields.String()
     created_at = Timestamp()
     updated_at = Timestamp()

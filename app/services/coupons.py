@@ -7,10 +7,11 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 
 from app.db import UnitOfWork
+from app.errors import CouponUnavailable, NotFound
 from app.ids import new_id
-from app.models import Coupon, Order, User
-from app.models.coupons import AVAILABLE, LOCKED, USED
-from app.services.errors import CouponUnavailable, NotFound
+from app.models.coupons import AVAILABLE, LOCKED, USED, Coupon
+from app.models.orders import Order
+from app.models.users import User
 from app.services.lookup import find
 from app.services.pagination import Page, paginate
 from app.timeutil import utcnow

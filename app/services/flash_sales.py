@@ -15,7 +15,20 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
+from app.bounds import MAX_CENTS
 from app.db import UnitOfWork
+from app.errors import (
+    InsufficientStock,
+    InvalidInput,
+    LimitExceeded,
+    NotActive,
+    NotFound,
+    Overloaded,
+    RateLimited,
+    ServiceError,
+    SoldOut,
+    Unauthorized,
+)
 from app.flash_gate import (
     ADMITTED,
     BUSY,
@@ -31,22 +44,10 @@ from app.flash_gate import (
     SaleSnapshot,
 )
 from app.ids import new_id
-from app.models import FlashSale, FlashSaleBuyer, Goods, Order, OrderItem
-from app.models.orders import CANCELLED, PENDING, REFUNDED
+from app.models.flash_sales import FlashSale, FlashSaleBuyer
+from app.models.goods import Goods
+from app.models.orders import CANCELLED, PENDING, REFUNDED, Order, OrderItem
 from app.services import users
-from app.services.bounds import MAX_CENTS
-from app.services.errors import (
-    InsufficientStock,
-    InvalidInput,
-    LimitExceeded,
-    NotActive,
-    NotFound,
-    Overloaded,
-    RateLimited,
-    ServiceError,
-    SoldOut,
-    Unauthorized,
-)
 from app.services.lookup import find, order_row
 from app.timeutil import from_epoch_ms, utcnow
 from sagas.engine import SagaEngine
@@ -307,7 +308,7 @@ def settle_ended(uow: UnitOfWork, now: datetime | None = None) -> int:
             uow.session.scalar(
                 select(func.coalesce(func.sum(OrderItem.quantity), 0))
                 .join(Order, Order.id == OrderItem.order_id)
-                .join(Saga, Saga.order_id == Order.id)
+                .join(Saga, Saga.subject_id == Order.id)
                 .join(
                     SagaStep,
                     (SagaStep.saga_id == Saga.id)

@@ -9,11 +9,12 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.bounds import MAX_COUNT
 from app.db import UnitOfWork
+from app.errors import Conflict, InvalidInput, NotFound
 from app.ids import looks_like_id, new_id
-from app.models import FlashSale, Goods
-from app.services.bounds import MAX_COUNT
-from app.services.errors import Conflict, InvalidInput, NotFound
+from app.models.flash_sales import FlashSale
+from app.models.goods import Goods
 from app.services.lookup import find
 from app.services.pagination import Page, paginate
 from app.timeutil import utcnow

@@ -10,8 +10,9 @@ from __future__ import annotations
 from sqlalchemy import select, update
 
 from app.db import UnitOfWork
-from app.models import Goods, OrderItem
-from app.services.errors import OutOfStock
+from app.errors import OutOfStock
+from app.models.goods import Goods
+from app.models.orders import OrderItem
 from app.timeutil import utcnow
 
 

@@ -10,7 +10,7 @@ from typing import TypeVar
 from sqlalchemy.orm import Session, lazyload
 
 from app.ids import looks_like_id
-from app.models import Order
+from app.models.orders import Order
 
 M = TypeVar("M")
 

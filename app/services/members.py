@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from app.db import UnitOfWork
-from app.models import Order, User
-from app.models.orders import CONFIRMED
+from app.models.orders import CONFIRMED, Order
+from app.models.users import User
 
 
 def credit_points(uow: UnitOfWork, order_id: str) -> int:

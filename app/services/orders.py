@@ -15,10 +15,13 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.bounds import MAX_CENTS
 from app.db import UnitOfWork
+from app.errors import Conflict, IdempotencyKeyReuse, InvalidInput, NotFound
 from app.ids import new_id
-from app.models import Coupon, Goods, IdempotencyKey, Order, OrderItem, Payment
 from app.models import payments as payment_status
+from app.models.coupons import Coupon
+from app.models.goods import Goods
 from app.models.orders import (
     AWAITING_PAYMENT,
     CANCELLED,
@@ -27,9 +30,11 @@ from app.models.orders import (
     PAID,
     PENDING,
     REFUNDED,
+    IdempotencyKey,
+    Order,
+    OrderItem,
 )
-from app.services.bounds import MAX_CENTS
-from app.services.errors import Conflict, IdempotencyKeyReuse, InvalidInput, NotFound
+from app.models.payments import Payment
 from app.services.lookup import find, order_row
 from app.services.pagination import Page, paginate
 from app.timeutil import utcnow

@@ -14,8 +14,8 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from app.errors import InvalidInput
 from app.ids import looks_like_id
-from app.services.errors import InvalidInput
 
 T = TypeVar("T")
 

@@ -17,11 +17,12 @@ from sqlalchemy.exc import IntegrityError
 
 from app import outbox
 from app.db import UnitOfWork
-from app.models import Order, Payment, WebhookEvent
+from app.errors import AmountMismatch, NotFound
 from app.models import payments as payment_status
-from app.models.orders import AWAITING_PAYMENT, CANCELLED, PAID, REFUNDED
+from app.models.orders import AWAITING_PAYMENT, CANCELLED, PAID, REFUNDED, Order
+from app.models.payments import Payment
+from app.models.webhooks import WebhookEvent
 from app.payments.port import PaymentProvider, PaymentStatus, ProviderRejected
-from app.services.errors import AmountMismatch, NotFound
 from app.services.lookup import order_row
 from app.timeutil import utcnow
 from sagas.engine import SagaEngine
@@ -88,7 +89,7 @@ def handle_webhook(new_uow: Callable[[], UnitOfWork], engine: SagaEngine, event:
 
 
 def _saga_of(uow: UnitOfWork, engine: SagaEngine, order_id: str) -> Saga:
-    saga_id = uow.session.scalar(select(Saga.id).where(Saga.order_id == order_id))
+    saga_id = uow.session.scalar(select(Saga.id).where(Saga.subject_id == order_id))
     assert saga_id is not None
     return engine.lock(uow, saga_id)
 
@@ -182,7 +183,7 @@ def overdue_orders(uow: UnitOfWork, limit: int = 200) -> list[tuple[str, str]]:
     """(saga id, order id) of orders past their deadline, for the sweep to time out."""
     rows = uow.session.execute(
         select(Saga.id, Order.id)
-        .join(Saga, Saga.order_id == Order.id)
+        .join(Saga, Saga.subject_id == Order.id)
         .where(Order.status == AWAITING_PAYMENT, Order.payment_deadline <= utcnow())
         .order_by(Order.payment_deadline)
         .limit(limit)

@@ -13,8 +13,7 @@ from sqlalchemy import select, update
 
 from app.db import UnitOfWork
 from app.ids import new_id
-from app.models import Payment
-from app.models.payments import PENDING, REFUNDED, SUCCEEDED, VOIDED
+from app.models.payments import PENDING, REFUNDED, SUCCEEDED, VOIDED, Payment
 from app.payments.port import PaymentProvider, PaymentStatus, ProviderPayment, ProviderRejected
 from app.services.lookup import order_row
 from app.timeutil import utcnow

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 
 from app.db import UnitOfWork
+from app.errors import Conflict, NotFound
 from app.ids import new_id
-from app.models import User
-from app.services.errors import Conflict, NotFound
+from app.models.users import User
 from app.services.lookup import find
 
 

@@ -9,8 +9,10 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from app.models import Coupon, Goods, User
-from app.state import state
+from app.extension import runtime
+from app.models.coupons import Coupon
+from app.models.goods import Goods
+from app.models.users import User
 from tests.support.api import ADMIN, assert_problem, create_goods, create_user
 
 GOOD_BODIES: dict[str, dict[str, Any]] = {
@@ -98,7 +100,7 @@ def _path(client: FlaskClient, endpoint: str) -> str:
 
 
 def _counts(app: Any) -> tuple[int, int, int, int]:
-    with state(app).db.uow() as uow:
+    with runtime(app).db.uow() as uow:
         session = uow.session
         stock = session.scalar(select(func.coalesce(func.sum(Goods.stock_available), 0)))
         return (

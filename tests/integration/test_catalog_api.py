@@ -28,11 +28,11 @@ def test_create_user_returns_token_once_and_user_reads_itself(client: FlaskClien
 def test_token_is_stored_hashed(client: FlaskClient, app: object) -> None:
     from sqlalchemy import select
 
-    from app.models import User
-    from app.state import state
+    from app.extension import runtime
+    from app.models.users import User
 
     user = create_user(client)
-    with state(app).db.uow() as uow:
+    with runtime(app).db.uow() as uow:
         stored = uow.session.scalar(select(User.token_hash).where(User.id == user["id"]))
     assert stored is not None and user["token"] not in stored and len(stored) == 64
 

@@ -17,14 +17,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, event, func, select, text
 
 from app import create_app
+from app.extension import runtime
 from app.flash_gate import PACE_KEY, RUSH_KEY, FlashGate
-from app.models import OutboxMessage
+from app.models.outbox import OutboxMessage
 from app.services import flash_sales
-from app.state import state
+from app.services.order_saga import GIVE_BACK_TASK
 from app.tables import Base
 from app.timeutil import as_utc
 from sagas.models import Saga
-from sagas.order_saga import GIVE_BACK_TASK
 from tasks.flash import RELEASE_EVERY_SECONDS
 from tests.support.api import ADMIN, assert_problem, bearer, create_goods, create_user
 from tests.support.databases import truncate_all
@@ -98,7 +98,7 @@ def test_a_refused_purchase_touches_no_sql(app: Flask, client: FlaskClient) -> N
     winner, loser = create_user(client), create_user(client)
     assert buy(client, sale, winner).status_code == 202
 
-    engine = state(app).db.engine
+    engine = runtime(app).db.engine
     touched: list[str] = []
     event.listen(engine, "checkout", lambda *_: touched.append("checkout"))
     event.listen(engine, "before_cursor_execute", lambda *args: touched.append(str(args[2])))
@@ -205,9 +205,9 @@ def paced_app(pg_url: str, redis_url: str) -> Iterator[Flask]:
 
 def _first_steps(flask_app: Flask) -> dict[str, tuple[datetime | None, datetime | None]]:
     """Per order: its saga's not_before and the ETA of the first step's message."""
-    with state(flask_app).db.uow() as uow:
+    with runtime(flask_app).db.uow() as uow:
         rows = uow.session.execute(
-            select(Saga.order_id, Saga.not_before, OutboxMessage.eta)
+            select(Saga.subject_id, Saga.not_before, OutboxMessage.eta)
             .join(OutboxMessage, OutboxMessage.kwargs["saga_id"].as_string() == Saga.id)
             .where(OutboxMessage.task == "orders.saga.reserve_stock")
         ).all()
@@ -243,7 +243,7 @@ def test_a_winner_whose_saga_would_wait_too_long_is_shed_and_keeps_nothing(paced
     assert_problem(answers[3], 503, "overloaded")  # 3 s: beyond the bound
     assert int(answers[3].headers["Retry-After"]) >= 1
     assert client.get(f"/api/v1/flash-sales/{sale['id']}").get_json()["remaining"] == 2
-    with state(paced_app).db.uow() as uow:
+    with runtime(paced_app).db.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(Saga)) == 3
 
 
@@ -263,7 +263,7 @@ def test_a_winner_that_sql_refuses_gives_its_pace_slot_back(
         raise RuntimeError("the database is down")
 
     monkeypatch.setattr(flash_sales, "admit", database_down)
-    app_state = state(paced_app)
+    app_state = runtime(paced_app)
     with pytest.raises(RuntimeError):
         flash_sales.purchase(
             app_state.flash_gate,
@@ -294,7 +294,7 @@ def test_cancelling_a_winner_still_waiting_for_its_turn_cancels_it_at_once(paced
     saga = client.get(f"/api/v1/admin/sagas/{order['saga']['id']}", headers=ADMIN).get_json()
     assert saga["status"] == "COMPENSATED"
     assert {s["status"] for s in saga["steps"]} == {"SKIPPED"}
-    with state(paced_app).db.uow() as uow:
+    with runtime(paced_app).db.uow() as uow:
         give_back = uow.session.scalars(
             select(OutboxMessage).where(OutboxMessage.task == GIVE_BACK_TASK)
         ).all()
@@ -315,7 +315,7 @@ def rush_app(pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> It
             ORDERSAGA_FLASH_RUSH_HOLD_SECONDS="60",
         )
     )
-    app_state = state(flask_app)
+    app_state = runtime(flask_app)
     handed: list[OutboxMessage] = []
     sent: list[OutboxMessage] = []
     app_state.db.after_commit = handed.extend
@@ -341,7 +341,7 @@ def rush_app(pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> It
 
 def _release(flask_app: Flask, now: datetime) -> list[str]:
     """One tick of the releaser at `now`: the order ids whose first step it sent."""
-    app_state = state(flask_app)
+    app_state = runtime(flask_app)
     settings = app_state.settings
     assert app_state.relay is not None
     sent: list[OutboxMessage] = flask_app.extensions["sent"]
@@ -358,8 +358,8 @@ def _release(flask_app: Flask, now: datetime) -> list[str]:
 
 
 def _not_before(flask_app: Flask, order_id: str) -> datetime:
-    with state(flask_app).db.uow() as uow:
-        value = uow.session.scalar(select(Saga.not_before).where(Saga.order_id == order_id))
+    with runtime(flask_app).db.uow() as uow:
+        value = uow.session.scalar(select(Saga.not_before).where(Saga.subject_id == order_id))
     assert value is not None
     return as_utc(value)
 
@@ -380,7 +380,7 @@ def test_a_winners_first_step_waits_in_the_outbox_and_goes_out_in_its_turn(
     sale = make_sale(client, quantity=5)
     orders = [buy(client, sale, create_user(client)).get_json()["order_id"] for _ in range(4)]
     assert rush_app.extensions["handed"] == []  # not sent after commit
-    relay = state(rush_app).relay
+    relay = runtime(rush_app).relay
     assert relay is not None
     assert relay.send_overdue(older_than=timedelta(0)) == 0  # nor by the sweep
     first_turn = _not_before(rush_app, orders[0])  # the others' turns are 1, 2 and 3 s on
@@ -395,7 +395,7 @@ def test_a_winners_first_step_waits_in_the_outbox_and_goes_out_in_its_turn(
     released: list[OutboxMessage] = rush_app.extensions["sent"]
     assert [message.eta for message in released] == [None] * 4  # due: no ETA for the worker to time
     assert {message.task for message in released} == {"orders.saga.reserve_stock"}
-    with state(rush_app).db.uow() as uow:
+    with runtime(rush_app).db.uow() as uow:
         ids = [message.id for message in released]
         held = uow.session.scalars(select(OutboxMessage.held).where(OutboxMessage.id.in_(ids)))
         assert list(held) == [False] * 4  # released once: a second releaser skips them
@@ -405,7 +405,7 @@ def test_winners_coming_faster_than_the_pace_make_a_rush_by_themselves(rush_app:
     """At one saga a second and a rush of 5 attempts a second, a winner weighs 5 attempts."""
     client = rush_app.test_client()
     sale = make_sale(client, quantity=5)
-    gate = state(rush_app).flash_gate
+    gate = runtime(rush_app).flash_gate
     assert not gate.rushing(int(time.time() * 1000))
     assert buy(client, sale, create_user(client)).status_code == 202
     assert gate.rushing(int(time.time() * 1000))
@@ -431,7 +431,7 @@ def test_a_rush_that_goes_on_holds_a_saga_only_up_to_the_hold(rush_app: Flask, r
     sale = make_sale(client, quantity=5)
     order = buy(client, sale, create_user(client)).get_json()["order_id"]
     turn = _not_before(rush_app, order)
-    hold = timedelta(seconds=state(rush_app).settings.flash_rush_hold_seconds)
+    hold = timedelta(seconds=runtime(rush_app).settings.flash_rush_hold_seconds)
     broker = redis.Redis.from_url(redis_url)
     for second in range(int(turn.timestamp()), int((turn + hold).timestamp()) + 3):
         broker.set(RUSH_KEY.format(second), 100, ex=300)  # buyers rush on for the whole hold
@@ -448,7 +448,7 @@ def any_db_app(
     SQLite (where an UPDATE before the commit does), with a real Redis gate either way."""
     database_url = pg_url if request.param == "postgresql" else f"sqlite:///{tmp_path}/gate.sqlite3"
     flask_app = create_app(settings_for(database_url, redis_url))
-    app_state = state(flask_app)
+    app_state = runtime(flask_app)
     if request.param == "sqlite":
         Base.metadata.create_all(app_state.db.engine)
     app_state.db.after_commit = None
@@ -470,11 +470,11 @@ def test_sql_refuses_a_winner_that_a_stale_gate_let_past_the_sales_units(
     broker.hset(f"fs:{{{sale['id']}}}", "remaining", 1)  # stale: SQL has sold the only unit
     broker.close()
     assert_problem(buy(client, sale, create_user(client)), 409, "sold-out")
-    with state(any_db_app).db.uow() as uow:
+    with runtime(any_db_app).db.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(Saga)) == 1
         assert uow.session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
     assert client.get(f"/api/v1/flash-sales/{sale['id']}").get_json()["remaining"] == 0
-    assert state(any_db_app).flash_gate.remaining(sale["id"]) == 1  # given back: the undo ran
+    assert runtime(any_db_app).flash_gate.remaining(sale["id"]) == 1  # given back: the undo ran
 
 
 def test_a_winner_held_past_its_turn_is_cancelled_at_once(rush_app: Flask) -> None:
@@ -498,7 +498,7 @@ def test_a_release_the_broker_refuses_is_held_again(
     sale = make_sale(client, quantity=5)
     order_id = buy(client, sale, create_user(client)).get_json()["order_id"]
     _calm(redis_url)
-    relay = state(rush_app).relay
+    relay = runtime(rush_app).relay
     assert relay is not None
 
     def broker_down(_messages: list[OutboxMessage], _published: list[int] | None = None) -> int:
@@ -507,7 +507,7 @@ def test_a_release_the_broker_refuses_is_held_again(
     monkeypatch.setattr(relay, "send", broker_down)
     with pytest.raises(ConnectionError):
         _release(rush_app, datetime.now(UTC))
-    with state(rush_app).db.uow() as uow:
+    with runtime(rush_app).db.uow() as uow:
         first_step = OutboxMessage.task == "orders.saga.reserve_stock"
         assert list(uow.session.scalars(select(OutboxMessage.held).where(first_step))) == [True]
     monkeypatch.setattr(relay, "send", rush_app.extensions["record"])  # the broker is back
@@ -558,7 +558,7 @@ def test_attempts_with_a_wrong_token_make_no_rush(rush_app: Flask) -> None:
     forged = token[:-1] + ("a" if token[-1] != "a" else "b")
     answers = [buy(client, sale, {"token": forged}) for _ in range(10)]
     assert {a.status_code for a in answers} == {401}
-    assert not state(rush_app).flash_gate.rushing(int(time.time() * 1000))
+    assert not runtime(rush_app).flash_gate.rushing(int(time.time() * 1000))
 
 
 def test_the_gate_loads_its_script_again_after_redis_lost_it(client: FlaskClient, redis_url: str) -> None:

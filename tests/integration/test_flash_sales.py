@@ -140,7 +140,7 @@ def test_a_sale_backlog_does_not_starve_ordinary_orders(stack: Stack) -> None:
     ahead = stack.sql(
         """SELECT count(*) AS n FROM saga_steps flash_step
            JOIN sagas s ON s.id = flash_step.saga_id
-           JOIN orders o ON o.id = s.order_id
+           JOIN orders o ON o.id = s.subject_id
            WHERE o.flash_sale_id = :sale AND flash_step.name = 'reserve_stock'
              AND flash_step.finished_at < (SELECT started_at FROM saga_steps
                                            WHERE saga_id = :saga AND name = 'reserve_stock')""",

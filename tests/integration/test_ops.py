@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
 from app import create_app
-from app.celery_app import celery_config
 from scripts.servers import free_port
+from tasks.celery_app import celery_config
 from tests.support.env import settings_for
 
 

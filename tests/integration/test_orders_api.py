@@ -11,8 +11,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from app.models import IdempotencyKey, Order, OutboxMessage
-from app.state import state
+from app.extension import runtime
+from app.models.orders import IdempotencyKey, Order
+from app.models.outbox import OutboxMessage
 from tests.support.api import ADMIN, assert_problem, bearer, create_goods, create_user
 
 
@@ -35,7 +36,7 @@ def _place(client: FlaskClient, token: str, body: Any, **headers: str) -> Any:
 
 
 def _count(app: Flask, model: Any) -> int:
-    with state(app).db.uow() as uow:
+    with runtime(app).db.uow() as uow:
         return int(uow.session.scalar(select(func.count()).select_from(model)) or 0)
 
 

@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from app.models import Coupon, Order, Payment, User
+from app.models.coupons import Coupon
+from app.models.orders import Order
+from app.models.payments import Payment
+from app.models.users import User
 from app.payments.port import PaymentStatus, ProviderPayment, ProviderUnavailable
 from app.services import inventory, orders
 from app.timeutil import utcnow

@@ -12,10 +12,13 @@ from typing import Any
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, text, update
 
-from app.models import Coupon, IdempotencyKey, Order, OutboxMessage, Payment
+from app.errors import Conflict
+from app.models.coupons import Coupon
+from app.models.orders import IdempotencyKey, Order
+from app.models.outbox import OutboxMessage
+from app.models.payments import Payment
 from app.payments.port import PaymentStatus, ProviderPayment, ProviderUnavailable
 from app.services import coupons, orders
-from app.services.errors import Conflict
 from app.timeutil import utcnow
 from tests.support.api import ADMIN, assert_problem, bearer, create_goods, create_user
 from tests.support.processes import wait_until

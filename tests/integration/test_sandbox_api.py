@@ -10,9 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from app.extension import runtime
 from app.sandbox import service
 from app.sandbox.models import SandboxPayment
-from app.state import state
 from tests.support.api import assert_problem, bearer
 from tests.support.env import SANDBOX_API_KEY
 
@@ -46,7 +46,7 @@ def test_create_answers_a_pending_payment_with_its_checkout_url(app: Flask, clie
     body = response.get_json()
     assert body["id"].startswith("sbx_")
     assert body["status"] == "pending"
-    assert body["checkout_url"] == f"{state(app).settings.public_url}/sandbox/checkout/{body['id']}"
+    assert body["checkout_url"] == f"{runtime(app).settings.public_url}/sandbox/checkout/{body['id']}"
     assert {k: body[k] for k in ("amount_cents", "currency", "reference")} == {
         "amount_cents": 1999,
         "currency": "CNY",
@@ -233,7 +233,7 @@ def test_unknown_routes_and_methods_are_problems(client: FlaskClient) -> None:
 
 def test_concurrent_creates_with_one_key_make_one_payment(app: Flask) -> None:
     """Insert first and let the unique key decide: racing requests all get the winner's payment."""
-    db = state(app).db
+    db = runtime(app).db
 
     def create_once(_: int) -> str:
         with db.uow() as uow:
@@ -249,7 +249,7 @@ def test_concurrent_creates_with_one_key_make_one_payment(app: Flask) -> None:
 
 
 def test_a_pay_racing_a_void_has_exactly_one_winner(app: Flask, client: FlaskClient) -> None:
-    db = state(app).db
+    db = runtime(app).db
     for _ in range(10):
         payment_id = created(client)["id"]
 

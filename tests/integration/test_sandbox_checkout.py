@@ -26,9 +26,9 @@ from sqlalchemy import select, update
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from app.extension import runtime
 from app.sandbox import webhooks
 from app.sandbox.models import SandboxWebhookDelivery
-from app.state import state
 from app.timeutil import utcnow
 from scripts.servers import free_port
 from tests.support.api import bearer
@@ -115,7 +115,7 @@ def status_of(client: FlaskClient, payment_id: str) -> str:
 
 
 def deliveries(app: Flask, payment_id: str | None = None) -> list[SandboxWebhookDelivery]:
-    with state(app).db.uow() as uow:
+    with runtime(app).db.uow() as uow:
         query = select(SandboxWebhookDelivery).order_by(SandboxWebhookDelivery.created_at)
         if payment_id is not None:
             query = query.where(SandboxWebhookDelivery.payment_id == payment_id)
@@ -128,7 +128,7 @@ def delivery(app: Flask, delivery_id: str) -> SandboxWebhookDelivery:
 
 
 def set_delivery(app: Flask, delivery_id: str, **values: Any) -> None:
-    with state(app).db.uow() as uow:
+    with runtime(app).db.uow() as uow:
         uow.session.execute(
             update(SandboxWebhookDelivery).where(SandboxWebhookDelivery.id == delivery_id).values(**values)
         )
@@ -136,7 +136,7 @@ def set_delivery(app: Flask, delivery_id: str, **values: Any) -> None:
 
 
 def attempt(app: Flask, delivery_id: str) -> webhooks.Attempt:
-    return webhooks.attempt_delivery(state(app).db, delivery_id, WEBHOOK_SECRET)
+    return webhooks.attempt_delivery(runtime(app).db, delivery_id, WEBHOOK_SECRET)
 
 
 def paid(client: FlaskClient, callback_url: str, **changes: Any) -> tuple[dict[str, Any], str]:
@@ -479,7 +479,7 @@ def test_it_gives_up_after_the_last_attempt(
     assert (result.outcome, result.attempts) == ("gave-up", webhooks.MAX_ATTEMPTS)
     set_delivery(app, event_id, next_attempt_at=utcnow() - timedelta(hours=1))
     assert attempt(app, event_id).outcome == "skipped"
-    assert webhooks.overdue(state(app).db) == []
+    assert webhooks.overdue(runtime(app).db) == []
     assert len(receiver.requests) == 1
 
 
@@ -496,13 +496,13 @@ def test_the_sweep_resends_only_deliveries_well_past_due(
     set_delivery(app, backing_off, attempts=3, next_attempt_at=utcnow() + timedelta(seconds=100))
     assert fresh
 
-    assert webhooks.overdue(state(app).db) == [lost]
-    assert webhooks.overdue(state(app).db) == []  # marked due now: not sent twice in a row
+    assert webhooks.overdue(runtime(app).db) == [lost]
+    assert webhooks.overdue(runtime(app).db) == []  # marked due now: not sent twice in a row
     assert delivery(app, lost).next_attempt_at > long_ago
 
     set_delivery(app, lost, next_attempt_at=long_ago)
     sent.calls.clear()
     with app.app_context():
-        assert webhooks.redeliver(state(app).db) == 1  # the body of the sandbox.redeliver_pending task
+        assert webhooks.redeliver(runtime(app).db) == 1  # the body of the sandbox.redeliver_pending task
     assert [call[1]["kwargs"] for call in sent.calls] == [{"delivery_id": lost}]
     assert attempt(app, lost).outcome == "delivered"

@@ -12,11 +12,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from app.models import Order, OutboxMessage, Payment, WebhookEvent
-from app.services import coupons, goods, orders, users
+from app.extension import runtime
+from app.models.orders import Order
+from app.models.outbox import OutboxMessage
+from app.models.payments import Payment
+from app.models.webhooks import WebhookEvent
+from app.services import coupons, goods, order_saga, orders, users
 from app.services.webhooks import expected_signature
-from app.state import state
-from sagas import order_saga
 from sagas.engine import SagaEngine
 from sagas.models import Saga
 from tests.support.api import assert_problem
@@ -28,7 +30,7 @@ from tests.support.webhooks import URL, event, signed
 @pytest.fixture
 def awaiting(app: Flask) -> Iterator[dict[str, Any]]:
     """An order in AWAITING_PAYMENT, driven there step by step with a fake provider."""
-    app_state = state(app)
+    app_state = runtime(app)
     definition = order_saga.build(app_state.db.uow, FakeProvider(), app_state.settings)
     engine = SagaEngine(app_state.db.uow, {definition.name: definition})
     with app_state.db.uow() as uow:
@@ -53,7 +55,7 @@ def awaiting(app: Flask) -> Iterator[dict[str, Any]]:
 
 
 def _state(app: Flask, awaiting: dict[str, Any]) -> tuple[str, str, str, int, int]:
-    with state(app).db.uow() as uow:
+    with runtime(app).db.uow() as uow:
         order = uow.session.get(Order, awaiting["order_id"])
         saga = uow.session.get(Saga, awaiting["saga_id"])
         assert order is not None and order.payment is not None and saga is not None
@@ -148,7 +150,7 @@ def test_a_failed_payment_cancels_and_compensates(
     assert client.post(URL, data=raw, headers=headers).status_code == 200
     status, payment_status, saga_status, events, _ = _state(app, awaiting)
     assert (status, payment_status, saga_status, events) == ("CANCELLING", "FAILED", "COMPENSATING", 1)
-    with state(app).db.uow() as uow:
+    with runtime(app).db.uow() as uow:
         order = uow.session.get(Order, awaiting["order_id"])
         assert order is not None and order.cancel_reason == "payment_failed"
     # A success arriving after the failure changes nothing more at this point.

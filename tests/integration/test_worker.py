@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from app.broker import QUEUES
-from app.celery_app import celery_config
+from tasks.celery_app import celery_config
 from tests.support.env import service_env, settings_for
 from tests.support.processes import Process, celery_worker, wait_until
 

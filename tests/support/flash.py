@@ -46,7 +46,7 @@ def first_steps(stack: Stack, flash: dict[str, Any]) -> list[Any]:
     its first step (reserve_stock) started."""
     return stack.sql(
         """SELECT s.not_before, step.started_at FROM sagas s
-           JOIN orders o ON o.id = s.order_id
+           JOIN orders o ON o.id = s.subject_id
            JOIN saga_steps step ON step.saga_id = s.id AND step.name = 'reserve_stock'
                                 AND step.kind = 'action'
            WHERE o.flash_sale_id = :sale ORDER BY s.not_before""",

@@ -10,10 +10,9 @@ from flask import Flask
 
 from app.config import Settings
 from app.db import Database
-from app.models import Goods
-from app.services import coupons, goods, orders, users
-from app.state import state
-from sagas import order_saga
+from app.extension import runtime
+from app.models.goods import Goods
+from app.services import coupons, goods, order_saga, orders, users
 from sagas.engine import SagaEngine
 from sagas.models import Saga
 from tests.support.fakes import FakeProvider
@@ -58,7 +57,7 @@ class World:
 
 
 def make_world(app: Flask) -> World:
-    app_state = state(app)
+    app_state = runtime(app)
     settings: Settings = app_state.settings
     provider = FakeProvider()
     definition = order_saga.build(app_state.db.uow, provider, settings)

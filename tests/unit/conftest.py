@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.state import state
+from app.extension import runtime
 from app.tables import Base
 from tests.support.env import settings_for
 
@@ -22,7 +22,7 @@ NO_BROKER = "redis://127.0.0.1:1/0"
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Flask]:
     flask_app = create_app(settings_for(f"sqlite:///{tmp_path}/unit.sqlite3", NO_BROKER))
-    app_state = state(flask_app)
+    app_state = runtime(flask_app)
     Base.metadata.create_all(app_state.db.engine)
     app_state._redis = fakeredis.FakeRedis(decode_responses=True)
     yield flask_app

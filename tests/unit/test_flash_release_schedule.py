@@ -11,8 +11,8 @@ from flask import Flask
 from sqlalchemy import text
 
 from app import outbox
+from app.extension import runtime
 from app.sandbox.models import SandboxPayment, SandboxWebhookDelivery
-from app.state import state
 from app.timeutil import utcnow
 from tasks.flash import RELEASE_EVERY_SECONDS, WhileHeld
 from tasks.sandbox import WhileOverdue
@@ -24,7 +24,7 @@ def _schedule(flask_app: Flask) -> WhileHeld:
 
 
 def _hold_a_first_step(flask_app: Flask) -> int:
-    with state(flask_app).db.uow() as uow:
+    with runtime(flask_app).db.uow() as uow:
         message = outbox.add(
             uow,
             "orders.saga.reserve_stock",
@@ -46,14 +46,14 @@ def test_it_is_due_each_tick_only_while_a_first_step_is_held(app: Flask) -> None
     assert tuple(schedule.is_due(a_tick_ago)) == (True, RELEASE_EVERY_SECONDS)
     assert not schedule.is_due(schedule.now()).is_due  # held, but not a tick since the last one
 
-    with state(app).db.engine.begin() as connection:  # as the releaser claims it
+    with runtime(app).db.engine.begin() as connection:  # as the releaser claims it
         connection.execute(text("UPDATE outbox_messages SET held = false WHERE id = :id"), {"id": message_id})
     assert not schedule.is_due(a_tick_ago).is_due
 
 
 def test_when_the_database_cannot_say_it_sends_anyway(app: Flask, caplog: pytest.LogCaptureFixture) -> None:
     schedule = _schedule(app)
-    with state(app).db.engine.begin() as connection:
+    with runtime(app).db.engine.begin() as connection:
         connection.execute(text("DROP TABLE outbox_messages"))
     with caplog.at_level(logging.WARNING, logger="tasks.schedules"):
         assert schedule.is_due(schedule.now() - timedelta(seconds=RELEASE_EVERY_SECONDS)).is_due
@@ -65,7 +65,7 @@ def test_the_webhook_redelivery_is_due_only_while_a_delivery_is_overdue(app: Fla
     a_tick_ago = schedule.now() - timedelta(seconds=30)
     assert not schedule.is_due(a_tick_ago).is_due
     long_ago = utcnow() - timedelta(minutes=5)
-    with state(app).db.uow() as uow:
+    with runtime(app).db.uow() as uow:
         uow.session.add(
             SandboxPayment(
                 id="pay_1", amount_cents=100, currency="CNY", callback_url="http://h/", reference="-"

@@ -13,9 +13,9 @@ from gunicorn.config import Config
 from gunicorn.glogging import Logger
 from gunicorn.http.errors import InvalidHeader, InvalidRequestLine, LimitRequestHeaders, LimitRequestLine
 
-from app.api.problems import CODE_BY_STATUS, problem_body
 from app.gunicorn_worker import ProblemWorker, problem_answer
 from app.logs import valid_request_id
+from app.problems import CODE_BY_STATUS, problem_body
 
 
 class Collect(logging.Handler):

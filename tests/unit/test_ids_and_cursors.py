@@ -9,9 +9,9 @@ import time
 
 import pytest
 
+from app.errors import InvalidInput
 from app.ids import looks_like_id, new_id
 from app.logs import new_request_id
-from app.services.errors import InvalidInput
 from app.services.pagination import decode_cursor, encode_cursor
 
 

@@ -18,6 +18,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 import app.sandbox.models  # noqa: F401 - the sandbox's tables must be in the metadata the fixture creates
+from app.extension import runtime
 from app.payments import (
     PaymentNotFound,
     PaymentStatus,
@@ -27,7 +28,6 @@ from app.payments import (
     SandboxProvider,
     provider_for,
 )
-from app.state import state
 from tests.support.api import bearer
 from tests.support.env import SANDBOX_API_KEY
 
@@ -73,7 +73,7 @@ def test_create_and_get_speak_the_shops_words(app: Flask, provider: SandboxProvi
     payment = create(provider)
     assert payment.status is PaymentStatus.PENDING and payment.status == "PENDING"
     assert (payment.amount_cents, payment.currency) == (1999, "CNY")
-    assert payment.checkout_url == f"{state(app).settings.public_url}/sandbox/checkout/{payment.id}"
+    assert payment.checkout_url == f"{runtime(app).settings.public_url}/sandbox/checkout/{payment.id}"
     assert provider.get_payment(payment.id) == payment
 
 
@@ -189,7 +189,7 @@ def test_the_idempotency_key_and_api_key_go_on_the_wire(serve: Callable[[WSGIApp
 
 
 def test_provider_for_builds_the_sandbox_adapter_from_settings(app: Flask) -> None:
-    settings = state(app).settings
+    settings = runtime(app).settings
     provider = provider_for(settings)
     assert isinstance(provider, SandboxProvider) and provider.name == "sandbox"
     assert provider.base_url == f"{settings.public_url}/sandbox"

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from app.db import Database
-from app.models import Base
+from app.models.base import Base
 from app.services import goods
 
 

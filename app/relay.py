@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from celery import Celery
 from sqlalchemy import Table, select, update
 
 from app.db import Database
-from app.models import OutboxMessage
+from app.models.outbox import OutboxMessage
 from app.timeutil import utcnow
+
+if TYPE_CHECKING:  # the relay is handed its Celery app; importing Celery here would load it
+    from celery import Celery
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 from flask import Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from app.services.errors import InvalidInput, ServiceError
+from app.errors import InvalidInput, ServiceError
 
 log = logging.getLogger(__name__)
 

@@ -18,24 +18,19 @@ from celery import Celery, Task, signals
 from flask import Flask
 from kombu import Queue
 
+from app import metrics
+from app.bootstrap import Runtime
 from app.broker import QUEUES
 from app.config import Settings
 from app.logs import install_filter, request_id_var
-from app.state import state
+from app.relay import OutboxRelay
 from tasks import flash as flash_tasks
+from tasks import members, ops, payments, sweeps
 from tasks import saga as saga_tasks
 from tasks import sandbox as sandbox_tasks
 from tasks.consumer import patch_redis_channel
-from tasks.relay import OutboxRelay
 
-TASK_MODULES = [
-    "tasks.ops",
-    "tasks.sweeps",
-    "tasks.members",
-    "tasks.payments",
-    "tasks.sandbox",
-    "tasks.flash",
-]
+TASK_MODULES = (ops, sweeps, members, payments, sandbox_tasks, flash_tasks)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -65,26 +60,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_queues": [Queue(name, routing_key=name) for name in QUEUES],
         "task_default_queue": "orders",
         "task_routes": {f"{name}.*": {"queue": name} for name in QUEUES},
-        "beat_schedule": {
-            "sweep": {
-                "task": "orders.sweep",
-                "schedule": float(settings.sweep_interval_seconds),
-                "options": {"queue": "orders", "expires": float(settings.sweep_interval_seconds)},
-            },
-            # A flash sale's winners' sagas, sent when their turn comes and buyers are not rushing;
-            # sent only while one waits, so an idle beat sends nothing.
-            "flash-release": {
-                "task": flash_tasks.RELEASE_TASK,
-                "schedule": flash_tasks.WhileHeld(flash_tasks.RELEASE_EVERY_SECONDS),
-                "options": {"queue": "orders", "expires": flash_tasks.RELEASE_EVERY_SECONDS},
-            },
-            # The sandbox provider's own backstop for webhooks it could not hand to the broker.
-            "sandbox-redeliver": {
-                "task": "sandbox.redeliver_pending",
-                "schedule": sandbox_tasks.WhileOverdue(30.0),
-                "options": {"queue": "sandbox", "expires": 30.0},
-            },
-        },
+        "beat_schedule": beat_schedule(settings),
         "worker_hijack_root_logger": True,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "timezone": "UTC",
@@ -92,7 +68,32 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def celery_init_app(app: Flask, settings: Settings) -> Celery:
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    return {
+        "sweep": {
+            "task": sweeps.SWEEP_TASK,
+            "schedule": float(settings.sweep_interval_seconds),
+            "options": {"queue": "orders", "expires": float(settings.sweep_interval_seconds)},
+        },
+        # A flash sale's winners' sagas, sent when their turn comes and buyers are not rushing;
+        # sent only while one waits, so an idle beat sends nothing.
+        "flash-release": {
+            "task": flash_tasks.RELEASE_TASK,
+            "schedule": flash_tasks.WhileHeld(flash_tasks.RELEASE_EVERY_SECONDS),
+            "options": {"queue": "orders", "expires": flash_tasks.RELEASE_EVERY_SECONDS},
+        },
+        # The sandbox provider's own backstop for webhooks it could not hand to the broker.
+        "sandbox-redeliver": {
+            "task": "sandbox.redeliver_pending",
+            "schedule": sandbox_tasks.WhileOverdue(30.0),
+            "options": {"queue": "sandbox", "expires": 30.0},
+        },
+    }
+
+
+def celery_init_app(app: Flask, runtime: Runtime) -> Celery:
+    """The Celery app for this Flask app: every task runs inside the Flask app context (Flask's
+    own recipe), and is bound to `runtime`."""
     patch_redis_channel()
 
     class FlaskTask(Task):  # type: ignore[misc]
@@ -100,20 +101,19 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
             with app.app_context():
                 return self.run(*args, **kwargs)
 
-    celery_app = Celery(app.name, task_cls=FlaskTask, include=TASK_MODULES)
-    config = celery_config(settings)
-    app_state = state(app)
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    config = celery_config(runtime.settings)
     # Saga step tasks come from the saga definitions; their routes take precedence.
-    config["task_routes"] = {
-        **saga_tasks.register(celery_app, app_state.engine.definitions.values()),
-        **config["task_routes"],
-    }
+    config["task_routes"] = {**saga_tasks.register(celery_app, runtime), **config["task_routes"]}
+    for module in TASK_MODULES:
+        module.register(celery_app, runtime)
     celery_app.config_from_object(config)
     celery_app.set_default()
-    app_state.relay = OutboxRelay(app_state.db, celery_app)
-    app_state.db.after_commit = app_state.relay.send
+    runtime.relay = OutboxRelay(runtime.db, celery_app)
+    runtime.db.after_commit = runtime.relay.send
     app.extensions["celery"] = celery_app
-    celery_app.flask_app = app  # type: ignore[attr-defined]  # for the `saga` CLI
+    celery_app.flask_app = app  # type: ignore[attr-defined]
+    celery_app.ordersaga_runtime = runtime  # type: ignore[attr-defined]  # for beat's schedules and the CLI
     return celery_app
 
 
@@ -124,11 +124,13 @@ def _take_request_id(task: Task | None = None, **_kwargs: Any) -> None:
         return
     request_id = getattr(task.request, "ordersaga_request_id", None) or task.request.id
     request_id_var.set(str(request_id))
+    metrics.sql_source_var.set(task.name)  # its SQL is counted by the task's name
 
 
 @signals.task_postrun.connect
 def _drop_request_id(**_kwargs: Any) -> None:
     request_id_var.set("-")
+    metrics.sql_source_var.set(None)
 
 
 @signals.after_setup_logger.connect

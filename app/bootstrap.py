@@ -1,33 +1,43 @@
-"""What one process holds: its settings, its database and its Redis client.
+"""The composition root: builds what a process needs once, and hands it to the entrypoints.
 
-Views reach it through `current_app`; tasks through the same Flask app (the Celery recipe runs
-every task inside the app context).
+`bootstrap()` makes the settings, the database, the Redis client and the flash-sale gate, the
+payment provider, the saga definitions and the engine. The Flask factory (`app.web`), the Celery
+app (`tasks.celery_app`), the `saga` CLI and the scripts each take the `Runtime` it returns;
+nothing below them reaches for it: services get what they need as arguments.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 
 import redis
-from flask import Flask, current_app
 
 from app.broker import QueueProbe
-from app.config import Settings
+from app.config import Settings, load_settings_or_exit
 from app.db import Database
 from app.flash_gate import FlashGate
+from app.models import coupons, flash_sales, goods, orders, outbox, payments, users, webhooks
 from app.payments import provider_for
 from app.payments.port import PaymentProvider
+from app.relay import OutboxRelay
+from app.services import order_saga
+from sagas import models as saga_models
 from sagas.engine import SagaEngine
+
+# Every mapper of the shop and the engine, registered so that relationships between them resolve.
+MODELS = (coupons, flash_sales, goods, orders, outbox, payments, users, webhooks, saga_models)
 
 
 @dataclass
-class AppState:
+class Runtime:
+    """What one process holds. The parts that keep connections are made on first use, and made
+    anew in each forked process (`after_fork`)."""
+
     settings: Settings
     db: Database
     _redis: redis.Redis[str] | None = field(default=None, repr=False)
-    relay: Any = None  # tasks.relay.OutboxRelay, set where a Celery app exists
+    relay: OutboxRelay | None = None  # set where a Celery app can send messages
 
     @property
     def redis(self) -> redis.Redis[str]:
@@ -62,22 +72,19 @@ class AppState:
 
     @cached_property
     def engine(self) -> SagaEngine:
-        from sagas import order_saga
-
         definition = order_saga.build(self.db.uow, self.provider, self.settings)
         return SagaEngine(self.db.uow, {definition.name: definition})
 
     def after_fork(self) -> None:
+        """No database or Redis connection, nor the provider's HTTP session, may be shared
+        across a fork."""
         self.db.dispose_after_fork()
         self._redis = None
-        # The provider's HTTP session (and the engine bound to it) are made anew in each process.
-        self.__dict__.pop("provider", None)
-        self.__dict__.pop("engine", None)
-        self.__dict__.pop("flash_gate", None)
-        self.__dict__.pop("queue_probe", None)
+        for made_on_first_use in ("provider", "engine", "flash_gate", "queue_probe"):
+            self.__dict__.pop(made_on_first_use, None)
 
 
-def state(app: Flask | Any = None) -> AppState:
-    flask_app = app or current_app
-    result: AppState = flask_app.extensions["ordersaga"]
-    return result
+def bootstrap(settings: Settings | None = None, database: Database | None = None) -> Runtime:
+    """Bad settings stop the process with a one-line message (`load_settings_or_exit`)."""
+    settings = settings or load_settings_or_exit()
+    return Runtime(settings=settings, db=database or Database(settings.database_url))
