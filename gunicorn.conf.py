@@ -122,6 +122,6 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
-    from app.metrics import mark_process_dead
+    from app.metrics import mark_process_dead  # the app's metrics load with the app, after this file
 
     mark_process_dead(worker.pid)

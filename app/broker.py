@@ -12,7 +12,7 @@ QUEUES = ("orders", "inventory", "coupons", "payments", "members", "sandbox")
 
 def redis_queue_keys(queue: str) -> list[str]:
     """The Redis lists kombu keeps a queue's messages in: one per priority step."""
-    from kombu.transport.redis import Channel
+    from kombu.transport.redis import Channel  # only where the broker is Redis
 
     return [queue] + [f"{queue}{Channel.sep}{step}" for step in Channel.priority_steps if step]
 
@@ -64,7 +64,7 @@ class QueueProbe:
         if now - self._read_at < self.ttl or not self.broker_url.startswith(("redis:", "rediss:")):
             return self._depth
         if self._client is None:
-            import redis
+            import redis  # only where the broker is Redis
 
             self._client = redis.Redis.from_url(
                 self.broker_url, socket_timeout=0.5, socket_connect_timeout=0.5

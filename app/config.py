@@ -236,7 +236,7 @@ def exit_with(message: str) -> NoReturn:
 
 def load_dotenv_file() -> None:
     """Read `.env` from the working directory if present; real environment variables win."""
-    from dotenv import load_dotenv
+    from dotenv import load_dotenv  # only the processes that read .env need it
 
     load_dotenv(os.path.join(os.getcwd(), ".env"), override=False)
 

@@ -103,6 +103,7 @@ def main() -> None:
         metrics_dir = stack.workdir / "metrics"  # this process's own, not the API's
         metrics_dir.mkdir()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        # After PROMETHEUS_MULTIPROC_DIR: the app's metrics read it when they load.
         from app.config import load_settings
         from app.extension import runtime
         from app.web import create_app

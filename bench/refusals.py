@@ -59,7 +59,7 @@ def full_collection_ms(stack: Stack) -> tuple[int, float, float]:
     metrics_dir = stack.workdir / "bench-metrics"  # this process's own, not the API's
     metrics_dir.mkdir(exist_ok=True)
     os.environ.update(env, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
-    from app import create_app
+    from app.web import create_app  # after PROMETHEUS_MULTIPROC_DIR: the metrics read it on load
 
     app = create_app(load_settings(env))
     gc.collect()

@@ -63,7 +63,7 @@ class Compensation(EngineCore):
             saga, definition = self._lock(uow, saga_id)
             step, position = definition.step(step_name), definition.position(step_name)
             name = str(step.compensation_name)
-            row = rows.row_at(saga, COMPENSATING, position, name, COMPENSATION, rows.LIVE)
+            row = rows.row_at(saga, COMPENSATING, position, name, kind=COMPENSATION, accepts=rows.LIVE)
             if row is None:
                 messages.count(name, COMPENSATION, "stale")
                 return
@@ -85,7 +85,9 @@ class Compensation(EngineCore):
         with self.new_uow() as uow:
             saga, _ = self._lock(uow, ctx.saga_id)
             name = str(step.compensation_name)
-            row = rows.row_at(saga, COMPENSATING, position, name, COMPENSATION, rows.ONLY_RUNNING)
+            row = rows.row_at(
+                saga, COMPENSATING, position, name, kind=COMPENSATION, accepts=rows.ONLY_RUNNING
+            )
             if row is None:
                 return False
             applied = _applied(saga, step)

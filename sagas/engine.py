@@ -70,7 +70,7 @@ class SagaEngine(Recovery):
             if step.on_wait is not None:
                 step.on_wait(uow, ctx)
         elif step is not None:
-            messages.send_new(uow, definition, step, ACTION, (saga_id, subject_id, priority), not_before)
+            messages.send_new(uow, definition, step, ACTION, (saga_id, subject_id, priority), due=not_before)
         return saga_id
 
     # -- forward ------------------------------------------------------------------------------

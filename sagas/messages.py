@@ -29,6 +29,7 @@ def send_new(
     step: Step,
     kind: str,
     saga: tuple[str, str, int | None],
+    *,
     due: datetime | None = None,
 ) -> None:
     """`saga` is (id, subject id, priority). A message `due` later is held in the outbox until

@@ -68,7 +68,8 @@ class Recovery(Compensation):
     ) -> tuple[Saga, SagaDefinition, SagaStep | None]:
         saga, definition = self._lock(uow, saga_id)
         expected = RUNNING if kind == ACTION else COMPENSATING
-        row = rows.row_at(saga, expected, definition.position(step_name), step_name, kind, rows.ONLY_RUNNING)
+        position = definition.position(step_name)
+        row = rows.row_at(saga, expected, position, step_name, kind=kind, accepts=rows.ONLY_RUNNING)
         return saga, definition, row
 
     def retry(self, saga_id: str) -> Saga:

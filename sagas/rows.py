@@ -64,6 +64,7 @@ def row_at(
     status: str | None,
     position: int,
     name: str,
+    *,
     kind: str = ACTION,
     accepts: Iterable[str] | None = None,
 ) -> SagaStep | None:

@@ -61,7 +61,7 @@ def claim_settings_file(path: Path) -> TextIO:
 
 def publish_settings(handle: TextIO, environ: dict[str, str]) -> None:
     """Write the settings this make run's processes get, for the commands typed beside it."""
-    from app.config import DEVELOPMENT_WARNING_GIVEN, is_setting
+    from app.config import DEVELOPMENT_WARNING_GIVEN, is_setting  # loaded after the environment is set
 
     settings = {
         name: value
@@ -153,6 +153,7 @@ def _run(settings_file: TextIO) -> int:
     metrics_dir.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
 
+    # Imported only now, after PROMETHEUS_MULTIPROC_DIR: the app's metrics read it when they load.
     from app.config import DEVELOPMENT_SECRETS_WARNING, DEVELOPMENT_WARNING_GIVEN, load_settings_or_exit
 
     settings = load_settings_or_exit()
@@ -171,18 +172,16 @@ def _run(settings_file: TextIO) -> int:
     os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
     subprocess.run([bin_dir / "alembic", "upgrade", "head"], check=True)
 
-    from app.db import Database
+    # Imported only now: the app reads the environment set above when it loads.
+    from app.bootstrap import bootstrap
+    from app.flash_gate import token_key
     from app.seed import seed
 
-    database = Database(settings.database_url)
-    seeded = seed(database.uow)
-    database.engine.dispose()
+    runtime = bootstrap(settings)
+    seeded = seed(runtime.db.uow)
     # The demo token was just re-issued: forget the old one's cached hash (flash-sale path).
-    import redis as redis_client
-
-    from app.flash_gate import token_key
-
-    redis_client.Redis.from_url(os.environ["REDIS_URL"]).delete(token_key(seeded.user_id))
+    runtime.redis.delete(token_key(seeded.user_id))
+    runtime.db.engine.dispose()
 
     publish_settings(settings_file, dict(os.environ))
     warning = ""

@@ -8,7 +8,7 @@ import time
 from celery import Celery
 
 from app.bootstrap import Runtime
-from app.services import flash_sales
+from app.services import flash_pacing
 from app.services.order_saga import GIVE_BACK_TASK
 from tasks.schedules import WhenNeeded
 
@@ -31,7 +31,7 @@ def register(celery_app: Celery, runtime: Runtime) -> None:
         settings = runtime.settings
         if runtime.relay is None:
             return 0
-        return flash_sales.release_sagas(
+        return flash_pacing.release_sagas(
             runtime.flash_gate,
             runtime.relay.release_due,
             sagas_per_second=settings.flash_sagas_per_second,

@@ -25,7 +25,7 @@ from app.schemas.flash_sales import (
     PurchaseResultSchema,
     PurchaseSchema,
 )
-from app.services import flash_sales
+from app.services import flash_admission, flash_sales
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def create_sale(data: dict[str, Any]) -> Any:
             data["ends_at"],
         )
     with app_state.db.uow() as uow:
-        snapshot = flash_sales.snapshot(uow, sale.id)
+        snapshot = flash_admission.snapshot(uow, sale.id)
     try:
         app_state.flash_gate.load(snapshot)  # type: ignore[arg-type]
     except redis.RedisError:
@@ -90,7 +90,7 @@ def purchase_from(app_state: Runtime, authorization: str, body: Any, sale_id: st
         if app_state.queue_probe.depth() > app_state.settings.flash_max_queue_depth:
             raise Overloaded("Orders are queued deeper than the workers can drain soon; retry later.")
         try:
-            order_id = flash_sales.purchase(
+            order_id = flash_admission.purchase(
                 app_state.flash_gate,
                 app_state.db.uow,
                 app_state.engine,

@@ -160,6 +160,9 @@ def _connection(celery_app: TaskSender) -> AbstractContextManager[Any]:
 
 
 def _celery_app() -> TaskSender:
+    # The sandbox's views and tasks run inside a Flask app (its Celery app is on it); a script
+    # outside one falls back to Celery's default app. Imported here: the delivery itself needs
+    # neither.
     from flask import current_app, has_app_context
 
     if has_app_context() and "celery" in current_app.extensions:

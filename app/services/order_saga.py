@@ -19,7 +19,7 @@ from app.db import UnitOfWork
 from app.errors import CouponUnavailable, OutOfStock
 from app.models.orders import Order
 from app.payments.port import PaymentProvider, PaymentStatus, ProviderPayment, ProviderRejected
-from app.services import coupons, flash_sales, inventory, orders, payment_events, payments
+from app.services import coupons, flash_stock, inventory, orders, payment_events, payments
 from app.services.lookup import order_row
 from sagas.definition import BusinessFailure, RetryPolicy, SagaContext, SagaDefinition, Step
 from sagas.models import ENGINE_STATUSES
@@ -77,13 +77,13 @@ class FlashSaleStock:
     a task (once)."""
 
     def reserve(self, uow: UnitOfWork, order_id: str) -> None:
-        flash_sales.reserve_for_order(uow, order_id)
+        flash_stock.reserve_for_order(uow, order_id)
 
     def release(self, uow: UnitOfWork, order_id: str) -> None:
-        flash_sales.release_for_order(uow, order_id)
+        flash_stock.release_for_order(uow, order_id)
 
     def cancelled(self, uow: UnitOfWork, order_id: str) -> None:
-        sale_id, user_id, quantity = flash_sales.release_admission(uow, order_id)
+        sale_id, user_id, quantity = flash_stock.release_admission(uow, order_id)
         give_back = {"sale_id": sale_id, "order_id": order_id, "user_id": user_id, "quantity": quantity}
         outbox.add(uow, GIVE_BACK_TASK, give_back, "orders")
 
@@ -179,49 +179,48 @@ def build(new_uow: Callable[[], UnitOfWork], provider: PaymentProvider, settings
     retry = RetryPolicy(
         max_retries=settings.step_max_retries, backoff_seconds=settings.step_retry_backoff_seconds
     )
+    reserve = Step(
+        "reserve_stock",
+        queue="inventory",
+        action=s.reserve_stock,
+        compensation_name="release_stock",
+        compensation=s.release_stock,
+        retry=retry,
+    )
+    lock_coupon = Step(
+        "lock_coupon",
+        queue="coupons",
+        applies=s.has_coupon,
+        action=s.lock_coupon,
+        compensation_name="release_coupon",
+        compensation=s.release_coupon,
+        retry=retry,
+    )
+    create_payment = Step(
+        "create_payment",
+        queue="payments",
+        applies=s.has_amount_due,
+        prepare=s.prepare_payment,
+        remote=s.create_at_provider,
+        action=s.record_payment,
+        compensation_name="void_payment",
+        remote_compensation=s.void_at_provider,
+        compensation=s.record_void,
+        retry=retry,
+    )
+    await_payment = Step(
+        "await_payment",
+        queue="payments",
+        applies=s.has_amount_due,
+        wait_status=AWAITING_PAYMENT,
+        on_wait=s.await_payment,
+    )
+    confirm = Step("confirm_order", queue="orders", action=s.confirm_order, retry=retry)
     return SagaDefinition(
         name=NAME,
         task_prefix=TASK_PREFIX,
         subject_name=SUBJECT,
-        steps=(
-            Step(
-                "reserve_stock",
-                queue="inventory",
-                action=s.reserve_stock,
-                compensation_name="release_stock",
-                compensation=s.release_stock,
-                retry=retry,
-            ),
-            Step(
-                "lock_coupon",
-                queue="coupons",
-                applies=s.has_coupon,
-                action=s.lock_coupon,
-                compensation_name="release_coupon",
-                compensation=s.release_coupon,
-                retry=retry,
-            ),
-            Step(
-                "create_payment",
-                queue="payments",
-                applies=s.has_amount_due,
-                prepare=s.prepare_payment,
-                remote=s.create_at_provider,
-                action=s.record_payment,
-                compensation_name="void_payment",
-                remote_compensation=s.void_at_provider,
-                compensation=s.record_void,
-                retry=retry,
-            ),
-            Step(
-                "await_payment",
-                queue="payments",
-                applies=s.has_amount_due,
-                wait_status=AWAITING_PAYMENT,
-                on_wait=s.await_payment,
-            ),
-            Step("confirm_order", queue="orders", action=s.confirm_order, retry=retry),
-        ),
+        steps=(reserve, lock_coupon, create_payment, await_payment, confirm),
         on_compensating=s.start_cancelling,
         on_compensated=s.finish_cancelling,
     )

@@ -20,7 +20,7 @@ from app import create_app
 from app.extension import runtime
 from app.flash_gate import PACE_KEY, RUSH_KEY, FlashGate
 from app.models.outbox import OutboxMessage
-from app.services import flash_sales
+from app.services import flash_admission, flash_pacing
 from app.services.order_saga import GIVE_BACK_TASK
 from app.tables import Base
 from app.timeutil import as_utc
@@ -262,10 +262,10 @@ def test_a_winner_that_sql_refuses_gives_its_pace_slot_back(
     def database_down(*_args: Any, **_kwargs: Any) -> str:
         raise RuntimeError("the database is down")
 
-    monkeypatch.setattr(flash_sales, "admit", database_down)
+    monkeypatch.setattr(flash_admission, "admit", database_down)
     app_state = runtime(paced_app)
     with pytest.raises(RuntimeError):
-        flash_sales.purchase(
+        flash_admission.purchase(
             app_state.flash_gate,
             app_state.db.uow,
             app_state.engine,
@@ -346,7 +346,7 @@ def _release(flask_app: Flask, now: datetime) -> list[str]:
     assert app_state.relay is not None
     sent: list[OutboxMessage] = flask_app.extensions["sent"]
     before = len(sent)
-    flash_sales.release_sagas(
+    flash_pacing.release_sagas(
         app_state.flash_gate,
         app_state.relay.release_due,
         sagas_per_second=settings.flash_sagas_per_second,
