@@ -58,6 +58,7 @@ class Settings:
     payment_timeout_seconds: int
     sweep_interval_seconds: int
     saga_stale_seconds: int
+    outbox_retention_seconds: int
     payment_provider: str
     sandbox_api_key: str
     sandbox_webhook_secret: str
@@ -199,6 +200,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         payment_timeout_seconds=_positive_int(environ, "ORDERSAGA_PAYMENT_TIMEOUT_SECONDS", 900),
         sweep_interval_seconds=_positive_int(environ, "ORDERSAGA_SWEEP_INTERVAL_SECONDS", 60),
         saga_stale_seconds=saga_stale_seconds,
+        outbox_retention_seconds=_positive_int(environ, "ORDERSAGA_OUTBOX_RETENTION_SECONDS", 86_400),
         payment_provider=_choice(environ, "ORDERSAGA_PAYMENT_PROVIDER", "sandbox", PAYMENT_PROVIDERS),
         sandbox_api_key=api_key,
         sandbox_webhook_secret=webhook_secret,

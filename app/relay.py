@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, delete, select, update
 
 from app.db import Database
 from app.models.outbox import OutboxMessage
@@ -138,9 +138,22 @@ class OutboxRelay:
         with self.db.bookkeeping.begin() as connection:
             connection.execute(update(outbox).where(unsent).values(sent_at=utcnow()))
 
-    def purge_sent(self, older_than: timedelta = timedelta(days=1)) -> None:
-        from sqlalchemy import delete
+    def purge_sent(self, older_than: timedelta, batch: int = 5_000, batches: int = 20) -> int:
+        """Delete messages sent more than `older_than` ago; returns how many.
 
-        with self.db.uow() as uow:
-            uow.session.execute(delete(OutboxMessage).where(OutboxMessage.sent_at < utcnow() - older_than))
-            uow.commit()
+        A sent message is kept only as a record for that long: every order and every saga step
+        adds one, so without this the table would grow without bound. In batches of `batch`
+        rows, each its own short transaction, at most `batches` of them per call (the sweep calls
+        again); never an unsent or a held message.
+        """
+        outbox: Table = OutboxMessage.__table__  # type: ignore[assignment]
+        cutoff = utcnow() - older_than
+        oldest = select(outbox.c.id).where(outbox.c.sent_at < cutoff).order_by(outbox.c.sent_at).limit(batch)
+        purged = 0
+        for _ in range(batches):
+            with self.db.engine.begin() as connection:
+                deleted = connection.execute(delete(outbox).where(outbox.c.id.in_(oldest))).rowcount
+            purged += deleted
+            if deleted < batch:
+                break
+        return purged

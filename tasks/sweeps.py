@@ -2,7 +2,9 @@
 
 It sends outbox messages that were never sent (the broker was down after a commit) and
 re-drives sagas that have not moved for ORDERSAGA_SAGA_STALE_SECONDS (a worker died, or the
-broker lost its messages). Both are safe to run twice at once.
+broker lost its messages). It also times out orders whose payment deadline passed without their
+ETA task, returns an ended flash sale's unsold units, and purges outbox messages sent longer
+ago than ORDERSAGA_OUTBOX_RETENTION_SECONDS. Every part is safe to run twice at once.
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ def sweep_once(runtime: Runtime) -> dict[str, int]:
     """Each part runs even if another fails (a bad outbox row must not stop the re-driving);
     the first failure is raised at the end, so the task still shows as failed in Flower."""
     stale = timedelta(seconds=runtime.settings.saga_stale_seconds)
+    retention = timedelta(seconds=runtime.settings.outbox_retention_seconds)
     parts: dict[str, Callable[[], int]] = {
         "sent": lambda: runtime.relay.send_overdue() if runtime.relay is not None else 0,
         "redriven": lambda: runtime.engine.redrive_stale(stale),
         "overdue": lambda: _time_out_overdue(runtime),
         "flash_units_returned": lambda: _settle_flash_sales(runtime),
+        "purged": lambda: runtime.relay.purge_sent(retention) if runtime.relay is not None else 0,
     }
     counts: dict[str, int] = {}
     failures: list[Exception] = []

@@ -83,6 +83,8 @@ def test_production_refuses_to_start_without_a_secret(name: str) -> None:
         ("ORDERSAGA_WORKER_NICE", "20"),
         ("ORDERSAGA_WORKER_NICE", "-1"),
         ("ORDERSAGA_FLASH_SAGAS_PER_SECOND", "0"),
+        ("ORDERSAGA_OUTBOX_RETENTION_SECONDS", "0"),
+        ("ORDERSAGA_OUTBOX_RETENTION_SECONDS", "a day"),
         ("ORDERSAGA_FLASH_RUSH_ATTEMPTS_PER_SECOND", "0"),
         ("ORDERSAGA_FLASH_RUSH_HOLD_SECONDS", "-1"),
         ("ORDERSAGA_FLASH_RUSH_HOLD_SECONDS", "61"),  # more than half the stale limit's default
@@ -96,6 +98,14 @@ def test_a_malformed_value_is_named(name: str, value: str) -> None:
 
 def test_empty_means_default() -> None:
     assert load_settings({**SECRETS, "ORDERSAGA_PAYMENT_TIMEOUT_SECONDS": ""}).payment_timeout_seconds == 900
+
+
+def test_sent_outbox_messages_are_kept_a_day_unless_told() -> None:
+    assert load_settings(SECRETS).outbox_retention_seconds == 86_400
+    assert (
+        load_settings({**SECRETS, "ORDERSAGA_OUTBOX_RETENTION_SECONDS": "600"}).outbox_retention_seconds
+        == 600
+    )
 
 
 def test_the_rush_hold_stays_within_half_the_stale_limit() -> None:
