@@ -24,6 +24,7 @@ def add(
     task: str,
     kwargs: dict[str, Any],
     queue: str,
+    *,
     eta: datetime | None = None,
     priority: int | None = None,
     held: bool = False,

@@ -90,14 +90,9 @@ def purchase_from(app_state: Runtime, authorization: str, body: Any, sale_id: st
         if app_state.queue_probe.depth() > app_state.settings.flash_max_queue_depth:
             raise Overloaded("Orders are queued deeper than the workers can drain soon; retry later.")
         try:
+            attempt = flash_admission.PurchaseAttempt(token, sale_id, quantity, int(time.time() * 1000))
             order_id = flash_admission.purchase(
-                app_state.flash_gate,
-                app_state.db.uow,
-                app_state.engine,
-                token,
-                sale_id,
-                quantity,
-                int(time.time() * 1000),
+                app_state.flash_gate, app_state.db.uow, app_state.engine, attempt
             )
         except (redis.ConnectionError, redis.TimeoutError) as error:  # the gate decides every attempt
             _warn_gate_unreachable(sale_id)

@@ -8,6 +8,7 @@ SQL) or a stale one can turn buyers away wrongly for a moment but never oversell
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -37,6 +38,7 @@ from app.flash_gate import (
     TOKEN_UNKNOWN,
     TOO_MANY,
     UNAUTHORIZED,
+    Attempt,
     FlashGate,
     SaleSnapshot,
 )
@@ -58,50 +60,67 @@ SOLD_OUT_SQLSTATE = "OS001"  # raised by the trigger of migration 0009 when a sa
 FLASH_PRIORITY = 6  # Redis brokers serve 0 first: ordinary orders go ahead of a sale's backlog
 
 
-def purchase(
-    gate: FlashGate,
-    new_uow: Callable[[], UnitOfWork],
-    engine: SagaEngine,
-    token: str,
-    sale_id: str,
-    quantity: int,
-    now_ms: int,
-) -> str:
-    """Ask the gate; only a winner touches SQL. Returns the new order's id.
+@dataclass(frozen=True)
+class PurchaseAttempt:
+    """One buyer's attempt, as the gate sees it: who (by token), what, and when (epoch ms)."""
 
-    The token carries the user id and is checked against its hash cached in Redis, inside the
-    gate's own call; SQL is asked only when the hash is not cached (then it is cached).
-    """
-    user_id = users.user_id_from_token(token)
+    token: str
+    sale_id: str
+    quantity: int
+    now_ms: int
+
+
+def purchase(
+    gate: FlashGate, new_uow: Callable[[], UnitOfWork], engine: SagaEngine, attempt: PurchaseAttempt
+) -> str:
+    """Ask the gate; only a winner touches SQL. Returns the new order's id."""
+    user_id = users.user_id_from_token(attempt.token)
     if user_id is None:
         raise Unauthorized("The bearer token is not valid.")
-    token_hash = users.hash_token(token)
-    attempt = gate.try_admit(sale_id, user_id, token_hash, quantity, now_ms)
-    if attempt.outcome == TOKEN_UNKNOWN:
-        with new_uow() as uow:
-            if users.authenticate(uow, token) is None:
-                raise Unauthorized("The bearer token is not valid.")
-        gate.cache_token(user_id, token_hash)
-        attempt = gate.try_admit(sale_id, user_id, token_hash, quantity, now_ms)
-    if attempt.outcome == MISSING:
-        _rebuild(gate, new_uow, sale_id)
-        attempt = gate.try_admit(sale_id, user_id, token_hash, quantity, now_ms)
-    if attempt.outcome != ADMITTED:
-        raise _refusal(attempt.outcome)
-    # The saga starts when the gate's pace says (now, for a winner with nobody ahead), and not
-    # during a rush of buyers: its first step is held for the releaser (tasks/flash.py).
-    not_before = from_epoch_ms(attempt.start_ms)
+    start_ms = _ask_gate(gate, new_uow, user_id, attempt)
+    # The saga starts when the gate's pace says (now, for a winner with nobody ahead): its first
+    # step is held for the releaser (tasks/flash.py) until then.
+    not_before = from_epoch_ms(start_ms)
     try:
         with new_uow() as uow:
-            sale = sale_terms(uow, sale_id)
-            order_id = admit(uow, sale, user_id, quantity)
+            sale = sale_terms(uow, attempt.sale_id)
+            order_id = admit(uow, sale, user_id, attempt.quantity)
             engine.start(uow, ORDER_SAGA, order_id, priority=FLASH_PRIORITY, not_before=not_before)
-            take_units(uow, sale, quantity)
+            take_units(uow, sale, attempt.quantity)
             commit_admission(uow, sale)
     except BaseException:
-        gate.undo(sale_id, user_id, quantity, now_ms)
+        gate.undo(attempt.sale_id, user_id, attempt.quantity, attempt.now_ms)
         raise
     return order_id
+
+
+def _ask_gate(
+    gate: FlashGate, new_uow: Callable[[], UnitOfWork], user_id: str, attempt: PurchaseAttempt
+) -> int:
+    """The gate's verdict; for a winner, when its saga may start (epoch ms).
+
+    The token carries the user id and is checked against its hash cached in Redis, inside the
+    gate's own call; SQL is asked only when the hash is not cached (then it is cached), and only
+    when Redis lost the sale is the gate rebuilt from SQL.
+    """
+    token_hash = users.hash_token(attempt.token)
+
+    def ask() -> Attempt:
+        return gate.try_admit(attempt.sale_id, user_id, token_hash, attempt.quantity, attempt.now_ms)
+
+    answer = ask()
+    if answer.outcome == TOKEN_UNKNOWN:
+        with new_uow() as uow:
+            if users.authenticate(uow, attempt.token) is None:
+                raise Unauthorized("The bearer token is not valid.")
+        gate.cache_token(user_id, token_hash)
+        answer = ask()
+    if answer.outcome == MISSING:
+        _rebuild(gate, new_uow, attempt.sale_id)
+        answer = ask()
+    if answer.outcome != ADMITTED:
+        raise _refusal(answer.outcome)
+    return answer.start_ms
 
 
 def admit(uow: UnitOfWork, sale: SaleTerms, user_id: str, quantity: int) -> str:

@@ -15,6 +15,7 @@ from app.timeutil import from_epoch_ms
 def release_sagas(
     gate: FlashGate,
     release_due: Callable[[datetime, int], int],
+    *,
     sagas_per_second: int,
     hold_seconds: int,
     tick_seconds: float,

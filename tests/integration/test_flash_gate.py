@@ -265,15 +265,8 @@ def test_a_winner_that_sql_refuses_gives_its_pace_slot_back(
     monkeypatch.setattr(flash_admission, "admit", database_down)
     app_state = runtime(paced_app)
     with pytest.raises(RuntimeError):
-        flash_admission.purchase(
-            app_state.flash_gate,
-            app_state.db.uow,
-            app_state.engine,
-            buyers[1]["token"],
-            sale["id"],
-            1,
-            int(time.time() * 1000),
-        )
+        attempt = flash_admission.PurchaseAttempt(buyers[1]["token"], sale["id"], 1, int(time.time() * 1000))
+        flash_admission.purchase(app_state.flash_gate, app_state.db.uow, app_state.engine, attempt)
     assert broker.get(PACE_KEY) == pace
     assert app_state.flash_gate.remaining(sale["id"]) == 4  # the unit went back too
     broker.close()
