@@ -23,10 +23,16 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(BIN)/python -m scripts.run
 
+LINTED := app sagas tasks tests scripts bench alembic celery_worker.py wsgi.py gunicorn.conf.py
+
+# The same checks run before each commit once `.venv/bin/pre-commit install` is done
+# (.pre-commit-config.yaml).
 lint: install-dev
-	$(BIN)/ruff check app sagas tasks tests scripts bench alembic celery_worker.py wsgi.py gunicorn.conf.py
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy app sagas tasks
-	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_sizes.py
+	$(BIN)/lint-imports .importlinter
 
 test: lint
 	$(BIN)/pytest
@@ -35,4 +41,4 @@ test-unit: install-dev
 	$(BIN)/pytest tests/unit
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

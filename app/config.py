@@ -161,10 +161,23 @@ def _secret(environ: Mapping[str, str], name: str, env: str) -> tuple[str, bool]
     raise ConfigError(f"{name} is required (set it, or ORDERSAGA_ENV=development for dev values)")
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read and check every setting; raise ConfigError on the first bad one."""
-    environ = os.environ if environ is None else environ
-    env = _choice(environ, "ORDERSAGA_ENV", "production", ENVIRONMENTS)
+@dataclass(frozen=True)
+class _Secrets:
+    admin_token: str
+    sandbox_api_key: str
+    sandbox_webhook_secret: str
+    used_development: bool
+
+
+def _secrets(environ: Mapping[str, str], env: str) -> _Secrets:
+    admin_token, dev1 = _secret(environ, "ORDERSAGA_ADMIN_TOKEN", env)
+    api_key, dev2 = _secret(environ, "ORDERSAGA_SANDBOX_API_KEY", env)
+    webhook_secret, dev3 = _secret(environ, "ORDERSAGA_SANDBOX_WEBHOOK_SECRET", env)
+    return _Secrets(admin_token, api_key, webhook_secret, used_development=dev1 or dev2 or dev3)
+
+
+def _service_urls(environ: Mapping[str, str]) -> tuple[str, str, str]:
+    """The broker's, Redis's (the broker's when it is Redis) and the public base URL."""
     broker_url = _url(
         "CELERY_BROKER_URL",
         _get(environ, "CELERY_BROKER_URL") or "redis://localhost:6379/0",
@@ -181,29 +194,39 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         _get(environ, "ORDERSAGA_PUBLIC_URL") or "http://127.0.0.1:8000",
         ("http", "https"),
     ).rstrip("/")
+    return broker_url, redis_url, public_url
+
+
+def _currency(environ: Mapping[str, str]) -> str:
     currency = _get(environ, "ORDERSAGA_CURRENCY") or "CNY"
     if not re.fullmatch(r"[A-Z]{3}", currency):
         raise ConfigError(f"ORDERSAGA_CURRENCY must be a 3-letter ISO 4217 code, got {currency!r}")
+    return currency
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and check every setting; raise ConfigError on the first bad one."""
+    environ = os.environ if environ is None else environ
+    env = _choice(environ, "ORDERSAGA_ENV", "production", ENVIRONMENTS)
+    broker_url, redis_url, public_url = _service_urls(environ)
+    currency = _currency(environ)
     saga_stale_seconds = _positive_int(environ, "ORDERSAGA_SAGA_STALE_SECONDS", 120)
-    admin_token, dev1 = _secret(environ, "ORDERSAGA_ADMIN_TOKEN", env)
-    api_key, dev2 = _secret(environ, "ORDERSAGA_SANDBOX_API_KEY", env)
-    webhook_secret, dev3 = _secret(environ, "ORDERSAGA_SANDBOX_WEBHOOK_SECRET", env)
-    used_development_secrets = dev1 or dev2 or dev3
+    secrets = _secrets(environ, env)
     warning_given = _get(environ, DEVELOPMENT_WARNING_GIVEN) is not None
     return Settings(
         env=env,
         database_url=_database_url(environ),
         broker_url=broker_url,
         redis_url=redis_url,
-        admin_token=admin_token,
+        admin_token=secrets.admin_token,
         public_url=public_url,
         payment_timeout_seconds=_positive_int(environ, "ORDERSAGA_PAYMENT_TIMEOUT_SECONDS", 900),
         sweep_interval_seconds=_positive_int(environ, "ORDERSAGA_SWEEP_INTERVAL_SECONDS", 60),
         saga_stale_seconds=saga_stale_seconds,
         outbox_retention_seconds=_positive_int(environ, "ORDERSAGA_OUTBOX_RETENTION_SECONDS", 86_400),
         payment_provider=_choice(environ, "ORDERSAGA_PAYMENT_PROVIDER", "sandbox", PAYMENT_PROVIDERS),
-        sandbox_api_key=api_key,
-        sandbox_webhook_secret=webhook_secret,
+        sandbox_api_key=secrets.sandbox_api_key,
+        sandbox_webhook_secret=secrets.sandbox_webhook_secret,
         currency=currency,
         step_max_retries=_positive_int(environ, "ORDERSAGA_STEP_MAX_RETRIES", 5),
         step_retry_backoff_seconds=_positive_int(environ, "ORDERSAGA_STEP_RETRY_BACKOFF_SECONDS", 2),
@@ -215,8 +238,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         flash_rush_hold_seconds=_rush_hold(environ, saga_stale_seconds),
         worker_nice=_nice(environ, "ORDERSAGA_WORKER_NICE", 10),
-        used_development_secrets=used_development_secrets,
-        warn_development_secrets=used_development_secrets and not warning_given,
+        used_development_secrets=secrets.used_development,
+        warn_development_secrets=secrets.used_development and not warning_given,
     )
 
 

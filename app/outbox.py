@@ -27,21 +27,30 @@ def add(
     *,
     eta: datetime | None = None,
     priority: int | None = None,
-    held: bool = False,
 ) -> OutboxMessage:
-    """Insert the message now, as a plain INSERT: it is never changed in this transaction, so it
-    need not wait for (and weigh on) the ORM's flush. The returned copy is what the relay sends
-    after commit, unless the message is `held`: then the releaser sends it when due."""
+    """Insert the message now; the relay sends it after commit (with `eta`, as an ETA task)."""
+    return _insert(uow, {"task": task, "kwargs": kwargs, "queue": queue, "eta": eta, "priority": priority})
+
+
+def hold(
+    uow: UnitOfWork,
+    task: str,
+    kwargs: dict[str, Any],
+    queue: str,
+    *,
+    due: datetime,
+    priority: int | None = None,
+) -> OutboxMessage:
+    """Insert a held message: not sent after commit, but by the releaser once `due`."""
+    values = {"task": task, "kwargs": kwargs, "queue": queue, "eta": due, "priority": priority}
+    return _insert(uow, values, held=True)
+
+
+def _insert(uow: UnitOfWork, values: dict[str, Any], held: bool = False) -> OutboxMessage:
+    """A plain INSERT: the message is never changed in this transaction, so it need not wait
+    for (and weigh on) the ORM's flush. The returned copy is what the relay sends after commit."""
     request_id = request_id_var.get()
-    values: dict[str, Any] = {
-        "task": task,
-        "queue": queue,
-        "kwargs": kwargs,
-        "eta": eta,
-        "priority": priority,
-        "request_id": None if request_id == "-" else request_id,
-        "held": held,
-    }
+    values = {**values, "request_id": None if request_id == "-" else request_id, "held": held}
     inserted = uow.connection.execute(insert(OUTBOX), values)
     message = OutboxMessage(id=inserted.inserted_primary_key[0], **values)  # type: ignore[index]
     if not held:

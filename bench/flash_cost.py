@@ -86,48 +86,18 @@ def per_unit(name: str, cpu: list[float], instructions: int, count: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=300)
-    parser.add_argument(
-        "--callgrind", type=Path, metavar="OUT_FILE", help="count instructions (under valgrind, its out file)"
-    )
-    parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-    args = parser.parse_args()
+    args = _arguments()
     counter = Instructions(args.callgrind)
 
     stack = Stack(args.postgres, ORDERSAGA_FLASH_RATE_PER_SECOND="1000")
     try:
-        stack.processes["api"] = gunicorn(stack.env, stack.workdir, stack.port, workers=1).start()
-        wait_until(stack._ready, timeout=60, what="the API (it serves the sandbox provider)")
-        os.environ.update(stack.env)
-        metrics_dir = stack.workdir / "metrics"  # this process's own, not the API's
-        metrics_dir.mkdir()
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-        # After PROMETHEUS_MULTIPROC_DIR: the app's metrics read it when they load.
-        from app.config import load_settings
-        from app.extension import runtime
-        from app.web import create_app
-
-        app = create_app(load_settings(stack.env))
+        app = _app_beside(stack)
         client = Client(app)
 
         def call(method: str, path: str, headers: dict[str, str], body: Any) -> Any:
             return client.open(path, method=method, json=body, headers=headers)
 
-        buyers = args.orders + WARM_UP
-        tokens = [
-            call(
-                "POST", "/api/v1/users", ADMIN, {"name": "B", "email": f"{unique('b')}@example.com"}
-            ).get_json()["token"]
-            for _ in range(buyers)
-        ]
-        goods = call(
-            "POST",
-            "/api/v1/goods",
-            ADMIN,
-            {"sku": unique("sku"), "name": "Tea", "price_cents": 1000, "stock": buyers},
-        ).get_json()
-        sale = call("POST", "/api/v1/flash-sales", ADMIN, open_sale(goods["id"], buyers)).get_json()
+        tokens, sale = _buyers_and_sale(call, args.orders + WARM_UP)
         path = f"/api/v1/flash-sales/{sale['id']}/purchase"
 
         def purchase(token: str) -> Any:
@@ -151,18 +121,7 @@ def main() -> None:
                 refused.append(_timed(lambda t=token: refuse(t)))
         refusal_instructions = counter.dump("refusal")
 
-        app_state = runtime(app)
-        with app_state.db.engine.connect() as connection:
-            sagas = list(
-                connection.scalars(
-                    text(
-                        "SELECT s.id FROM sagas s JOIN orders o ON o.id = s.subject_id "
-                        "WHERE o.flash_sale_id = :sale ORDER BY s.created_at DESC LIMIT :n"
-                    ),
-                    {"sale": sale["id"], "n": args.orders},
-                )
-            )
-        engine = app_state.engine
+        sagas, engine = _sagas_of(app, sale["id"], args.orders)
 
         def run_saga(saga_id: str) -> None:
             engine.run_action(saga_id, "reserve_stock")
@@ -189,6 +148,69 @@ def main() -> None:
         )
     finally:
         stack.close()
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=300)
+    parser.add_argument(
+        "--callgrind", type=Path, metavar="OUT_FILE", help="count instructions (under valgrind, its out file)"
+    )
+    parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    return parser.parse_args()
+
+
+def _app_beside(stack: Stack) -> Any:
+    """The service's WSGI app in this process, on the stack's settings, with a gunicorn of the
+    stack serving the sandbox provider."""
+    stack.processes["api"] = gunicorn(stack.env, stack.workdir, stack.port, workers=1).start()
+    wait_until(stack._ready, timeout=60, what="the API (it serves the sandbox provider)")
+    os.environ.update(stack.env)
+    metrics_dir = stack.workdir / "metrics"  # this process's own, not the API's
+    metrics_dir.mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    # After PROMETHEUS_MULTIPROC_DIR: the app's metrics read it when they load.
+    from app.config import load_settings
+    from app.web import create_app
+
+    return create_app(load_settings(stack.env))
+
+
+def _buyers_and_sale(call: Callable[..., Any], buyers: int) -> tuple[list[str], dict[str, Any]]:
+    """The tokens of `buyers` new users, and an open flash sale of as many units."""
+    users = [
+        call("POST", "/api/v1/users", ADMIN, {"name": "B", "email": f"{unique('b')}@example.com"})
+        for _ in range(buyers)
+    ]
+    tokens = [user.get_json()["token"] for user in users]
+    goods = call(
+        "POST",
+        "/api/v1/goods",
+        ADMIN,
+        {"sku": unique("sku"), "name": "Tea", "price_cents": 1000, "stock": buyers},
+    ).get_json()
+    sale: dict[str, Any] = call(
+        "POST", "/api/v1/flash-sales", ADMIN, open_sale(goods["id"], buyers)
+    ).get_json()
+    return tokens, sale
+
+
+def _sagas_of(app: Any, sale_id: str, count: int) -> tuple[list[str], Any]:
+    """The `count` latest sagas of the sale's orders, and the saga engine that runs them."""
+    from app.extension import runtime  # loaded with the app, after the environment is set
+
+    app_state = runtime(app)
+    with app_state.db.engine.connect() as connection:
+        sagas = list(
+            connection.scalars(
+                text(
+                    "SELECT s.id FROM sagas s JOIN orders o ON o.id = s.subject_id "
+                    "WHERE o.flash_sale_id = :sale ORDER BY s.created_at DESC LIMIT :n"
+                ),
+                {"sale": sale_id, "n": count},
+            )
+        )
+    return sagas, app_state.engine
 
 
 def _refusal(app: Any, path: str) -> Callable[[str], None]:

@@ -41,7 +41,10 @@ def send_new(
         task, queue = definition.compensation_task(step), step.compensation_queue or step.queue
     # Both ids as keyword arguments: Flower's search finds a saga's tasks by either.
     kwargs = {"saga_id": saga_id, definition.subject_name: subject_id}
-    outbox.add(uow, task, kwargs, queue, eta=due, priority=priority, held=due is not None)
+    if due is None:
+        outbox.add(uow, task, kwargs, queue, priority=priority)
+    else:
+        outbox.hold(uow, task, kwargs, queue, due=due, priority=priority)
 
 
 def count(step: str, kind: str, outcome: str, started: float | None = None) -> None:

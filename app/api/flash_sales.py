@@ -41,15 +41,8 @@ TOKEN_CACHE_SECONDS = 24 * 3600
 def create_sale(data: dict[str, Any]) -> Any:
     app_state = runtime()
     with app_state.db.uow() as uow:
-        sale = flash_sales.create_sale(
-            uow,
-            data["goods_id"],
-            data["price_cents"],
-            data["quantity"],
-            data["per_user_limit"],
-            data["starts_at"],
-            data["ends_at"],
-        )
+        fields = ("goods_id", "price_cents", "quantity", "per_user_limit", "starts_at", "ends_at")
+        sale = flash_sales.create_sale(uow, flash_sales.NewSale(**{name: data[name] for name in fields}))
     with app_state.db.uow() as uow:
         snapshot = flash_admission.snapshot(uow, sale.id)
     try:

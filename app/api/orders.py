@@ -47,8 +47,7 @@ def place_order(data: dict[str, Any]) -> Any:
         current_user().id,
         [orders.Line(item["goods_id"], item["quantity"]) for item in data["items"]],
         data["coupon_id"],
-        idempotency_key=key,
-        request_hash=_request_hash(data),
+        idempotency=orders.Idempotency(key, _request_hash(data)) if key is not None else None,
     )
     headers = {"Location": f"/api/v1/orders/{placed.order.id}"}
     if placed.replayed:

@@ -40,15 +40,25 @@ ORDERS: Table = Order.__table__  # type: ignore[assignment]
 ORDER_ITEMS: Table = OrderItem.__table__  # type: ignore[assignment]
 
 
-def create_sale(
-    uow: UnitOfWork,
-    goods_id: str,
-    price_cents: int,
-    quantity: int,
-    per_user_limit: int,
-    starts_at: datetime,
-    ends_at: datetime,
-) -> FlashSale:
+@dataclass(frozen=True)
+class NewSale:
+    goods_id: str
+    price_cents: int
+    quantity: int
+    per_user_limit: int
+    starts_at: datetime
+    ends_at: datetime
+
+
+def create_sale(uow: UnitOfWork, new: NewSale) -> FlashSale:
+    """Move the sale's units out of the goods' available stock into the sale, and commit."""
+    goods_id, price_cents, quantity, per_user_limit = (
+        new.goods_id,
+        new.price_cents,
+        new.quantity,
+        new.per_user_limit,
+    )
+    starts_at, ends_at = new.starts_at, new.ends_at
     if ends_at <= starts_at:
         raise InvalidInput("ends_at", "Must be after starts_at.")
     if price_cents * min(per_user_limit, quantity) > MAX_CENTS:

@@ -57,18 +57,26 @@ class Placed:
     replayed: bool
 
 
+@dataclass(frozen=True)
+class Idempotency:
+    """A request's Idempotency-Key, and the hash of its body that a replay must match."""
+
+    key: str
+    request_hash: str
+
+
 def place_order(
     new_uow: Callable[[], UnitOfWork],
     engine: SagaEngine,
     user_id: str,
     lines: list[Line],
     coupon_id: str | None,
-    idempotency_key: str | None = None,
-    request_hash: str = "",
+    *,
+    idempotency: Idempotency | None = None,
 ) -> Placed:
     claimed_at = None
-    if idempotency_key is not None:
-        existing, claimed_at = _claim_key(new_uow, user_id, idempotency_key, request_hash)
+    if idempotency is not None:
+        existing, claimed_at = _claim_key(new_uow, user_id, idempotency.key, idempotency.request_hash)
         if existing is not None:
             with new_uow() as uow:
                 return Placed(get_order(uow, existing), replayed=True)
@@ -76,10 +84,10 @@ def place_order(
         with new_uow() as uow:
             order = _new_order(uow, user_id, lines, coupon_id)
             engine.start(uow, ORDER_SAGA, order.id)
-            if idempotency_key is not None:
+            if idempotency is not None:
                 done = uow.session.execute(
                     update(IdempotencyKey)
-                    .where(*_still_ours(user_id, idempotency_key, claimed_at))
+                    .where(*_still_ours(user_id, idempotency.key, claimed_at))
                     .values(order_id=order.id)
                 )
                 if done.rowcount != 1:  # type: ignore[attr-defined]
@@ -87,8 +95,8 @@ def place_order(
                     raise Conflict("This Idempotency-Key was taken over by a newer request.")
             uow.commit()
     except BaseException:
-        if idempotency_key is not None:
-            _release_key(new_uow, user_id, idempotency_key, claimed_at)
+        if idempotency is not None:
+            _release_key(new_uow, user_id, idempotency.key, claimed_at)
         raise
     with new_uow() as uow:
         return Placed(get_order(uow, order.id), replayed=False)

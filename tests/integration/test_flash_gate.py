@@ -37,6 +37,7 @@ def _iso(moment: datetime) -> str:
 
 def make_sale(
     client: FlaskClient,
+    *,
     quantity: int = 3,
     limit: int = 1,
     starts_in: int = -60,

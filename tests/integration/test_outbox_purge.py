@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from flask import Flask
@@ -34,12 +35,8 @@ def purging_app(pg_url: str, redis_url: str) -> Iterator[Flask]:
 def _add(flask_app: Flask, count: int, held: bool = False) -> list[int]:
     """`count` messages, sent by the relay after their commit unless held."""
     with runtime(flask_app).db.uow() as uow:
-        ids = [
-            outbox.add(
-                uow, "ops.ping", {"token": str(n)}, QUEUE, eta=utcnow() if held else None, held=held
-            ).id
-            for n in range(count)
-        ]
+        add = partial(outbox.hold, due=utcnow()) if held else outbox.add
+        ids = [add(uow, "ops.ping", {"token": str(n)}, QUEUE).id for n in range(count)]
         uow.commit()
     return ids
 

@@ -166,8 +166,7 @@ def test_a_stalled_request_whose_key_was_taken_over_makes_no_second_order(world:
                 world.user_id,
                 [orders.Line(world.goods_id, 1)],
                 None,
-                idempotency_key="k",
-                request_hash="h",
+                idempotency=orders.Idempotency("k", "h"),
             )
         return saga
 
@@ -179,8 +178,7 @@ def test_a_stalled_request_whose_key_was_taken_over_makes_no_second_order(world:
             world.user_id,
             [orders.Line(world.goods_id, 1)],
             None,
-            idempotency_key="k",
-            request_hash="h",
+            idempotency=orders.Idempotency("k", "h"),
         )
     except Exception as error:  # noqa: BLE001 - the stalled request loses; asserted below
         assert getattr(error, "code", None) == "conflict"

@@ -15,6 +15,7 @@ def _iso(moment: datetime) -> str:
 def sale(
     stack: Stack,
     quantity: int,
+    *,
     limit: int = 1,
     stock: int | None = None,
     starts_in: float = -60,

@@ -25,13 +25,8 @@ def _schedule(flask_app: Flask) -> WhileHeld:
 
 def _hold_a_first_step(flask_app: Flask) -> int:
     with runtime(flask_app).db.uow() as uow:
-        message = outbox.add(
-            uow,
-            "orders.saga.reserve_stock",
-            {"saga_id": "s", "order_id": "o"},
-            "inventory",
-            eta=utcnow(),
-            held=True,
+        message = outbox.hold(
+            uow, "orders.saga.reserve_stock", {"saga_id": "s", "order_id": "o"}, "inventory", due=utcnow()
         )
         uow.commit()
     return message.id
