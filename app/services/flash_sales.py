@@ -8,7 +8,7 @@ flash_pacing (when a winner's saga starts); docs/flash-sales.md explains it end 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import Table, func, select, update
@@ -40,6 +40,17 @@ ORDERS: Table = Order.__table__  # type: ignore[assignment]
 ORDER_ITEMS: Table = OrderItem.__table__  # type: ignore[assignment]
 
 
+def _check_terms(new: NewSale) -> None:
+    if new.ends_at <= new.starts_at:
+        raise InvalidInput("ends_at", "Must be after starts_at.")
+    if new.price_cents * min(new.per_user_limit, new.quantity) > MAX_CENTS:
+        # A buyer's order may take all it is allowed at once: its total must stay within bounds.
+        raise InvalidInput(
+            "per_user_limit",
+            f"price_cents times the units one buyer may take may be at most {MAX_CENTS} cents.",
+        )
+
+
 @dataclass(frozen=True)
 class NewSale:
     goods_id: str
@@ -52,42 +63,18 @@ class NewSale:
 
 def create_sale(uow: UnitOfWork, new: NewSale) -> FlashSale:
     """Move the sale's units out of the goods' available stock into the sale, and commit."""
-    goods_id, price_cents, quantity, per_user_limit = (
-        new.goods_id,
-        new.price_cents,
-        new.quantity,
-        new.per_user_limit,
-    )
-    starts_at, ends_at = new.starts_at, new.ends_at
-    if ends_at <= starts_at:
-        raise InvalidInput("ends_at", "Must be after starts_at.")
-    if price_cents * min(per_user_limit, quantity) > MAX_CENTS:
-        # A buyer's order may take all it is allowed at once: its total must stay within bounds.
-        raise InvalidInput(
-            "per_user_limit",
-            f"price_cents times the units one buyer may take may be at most {MAX_CENTS} cents.",
-        )
-    if find(uow.session, Goods, goods_id) is None:
-        raise InvalidInput("goods_id", f"Unknown goods {goods_id!r}.")
+    _check_terms(new)
+    if find(uow.session, Goods, new.goods_id) is None:
+        raise InvalidInput("goods_id", f"Unknown goods {new.goods_id!r}.")
     moved = uow.session.execute(
         update(Goods)
-        .where(Goods.id == goods_id, Goods.stock_available >= quantity)
-        .values(stock_available=Goods.stock_available - quantity, updated_at=utcnow())
+        .where(Goods.id == new.goods_id, Goods.stock_available >= new.quantity)
+        .values(stock_available=Goods.stock_available - new.quantity, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     if moved.rowcount != 1:  # type: ignore[attr-defined]
-        raise InsufficientStock(f"Goods {goods_id} have fewer than {quantity} units available.")
-    sale = FlashSale(
-        id=new_id("fls"),
-        goods_id=goods_id,
-        price_cents=price_cents,
-        quantity=quantity,
-        per_user_limit=per_user_limit,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        admitted=0,
-        units_held=quantity,
-    )
+        raise InsufficientStock(f"Goods {new.goods_id} have fewer than {new.quantity} units available.")
+    sale = FlashSale(id=new_id("fls"), **asdict(new), admitted=0, units_held=new.quantity)
     uow.session.add(sale)
     uow.commit()
     return sale
