@@ -1,6 +1,6 @@
 """The saga engine: runs steps forward, compensates in reverse, and recovers from the database.
 
-Rules that make it safe under at-least-once delivery (DESIGN.md section 2):
+Rules that make it safe under at-least-once delivery:
 - Every transition holds the saga row's lock (`SELECT ... FOR UPDATE`), so a step, a
   compensation, a cancellation and a sweep never interleave on one saga.
 - A message is acted on only if the saga is where the message says (status and position);
@@ -88,7 +88,7 @@ class SagaEngine:
 
         The saga and its step rows go in as plain INSERTs, not through the ORM: every order and
         every flash-sale winner starts a saga before its answer, and the ORM's flush of these
-        rows (with the order's and the outbox's) was a third of a winner's CPU.
+        rows (with the order's and the outbox's) costs more than the statements (docs/benchmarks.md).
         """
         definition = self.definitions[saga_type]
         now = self.clock()
@@ -215,7 +215,7 @@ class SagaEngine:
         started: float,
     ) -> None:
         """A step that calls nothing outside: its start, its effect and the next message commit
-        in the one transaction, instead of a first one that marks it RUNNING.
+        in the one transaction, with no separate transaction that marks it RUNNING first.
 
         The start is recorded after the effect, so that the saga's and the step's rows are
         written once, at commit, not once when the effect's first query flushes the start and

@@ -15,7 +15,7 @@ from app.models.base import ID_LENGTH, Base, UTCDateTime, created_at_column, id_
 from app.models.outbox import BigId
 from app.timeutil import utcnow
 
-# Saga statuses (API.md "Sagas").
+# Saga statuses, as the API reports them.
 RUNNING = "RUNNING"
 AWAITING = "AWAITING_PAYMENT"
 COMPENSATING = "COMPENSATING"
