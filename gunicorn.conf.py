@@ -4,14 +4,14 @@ Checking the settings here, in the master, makes a bad value stop gunicorn with 
 of a worker boot loop; `post_fork` gives each worker its own database connections.
 
 `reuse_port`: each worker listens on its own SO_REUSEPORT socket, so the kernel spreads new
-connections evenly across workers. With one shared socket, whichever worker woke first took a
-burst of keep-alive connections: in the flash-sale bench one worker often held most of the 64
-connections while the other idled, which halved throughput. Since
+connections evenly across workers. With one shared socket, whichever worker wakes first takes a
+burst of keep-alive connections, and one worker may hold most of them while the other idles
+(figures in docs/benchmarks.md). Since
 SO_REUSEPORT would also let a second gunicorn share the port silently, `on_starting` first
 checks that the port is free and stops with one line if it is not.
 
 `post_worker_init` freezes the objects a worker was built from, so that the garbage collector's
-full collections no longer stall every request the worker holds.
+full collections do not stall every request the worker holds.
 
 The request limits are raised so that the app, not gunicorn, judges what it can: a long URL gets
 the app's answer, an over-long `X-Request-ID` is replaced by a new id. They stay bounded, and
@@ -111,11 +111,11 @@ def post_fork(server, worker):  # type: ignore[no-untyped-def]
 def post_worker_init(worker):  # type: ignore[no-untyped-def]
     """Take what the app was built from out of the garbage collector's full collections.
 
-    A worker holds about 110,000 objects once the app is loaded (Flask, SQLAlchemy, Celery,
-    kombu, marshmallow...), and each full collection walked all of them: 80-117 ms under load,
-    during which every request the worker held waited. They live as long as the worker does, so
-    freezing them frees nothing that could be freed; a full collection then walks only what came
-    later, in about 2 ms.
+    A worker holds over a hundred thousand objects once the app is loaded (Flask, SQLAlchemy,
+    Celery, kombu, marshmallow...), and each full collection would walk all of them, during which
+    every request the worker holds waits. They live as long as the worker does, so freezing them
+    frees nothing that could be freed; a full collection then walks only what came later
+    (bench/refusals.py prints both costs; figures in docs/benchmarks.md).
     """
     gc.collect()
     gc.freeze()

@@ -1,4 +1,4 @@
-"""Typed configuration read from the environment (API.md section 1).
+"""Typed configuration read from the environment.
 
 Every process (API, worker, beat, flower, alembic) loads the same `Settings`, so a bad value
 stops each of them the same way: one line naming the variable, and a non-zero exit.

@@ -3,9 +3,9 @@
 A buyer waits on the API's answer; nobody waits on a saga step in the same way (the order is
 already recorded, and its payment timeout starts only once it awaits payment). During a flash
 sale the API must answer tens of thousands of attempts while hundreds of new sagas queue up: at
-equal priority the workers took over half of one of two shared cores, and the sale served a
-quarter fewer attempts per second. At a lower priority they take what the API leaves, and catch
-up once the burst is over (docs/benchmarks.md).
+equal priority the workers take a large share of the shared cores, and the sale serves fewer
+attempts per second. At a lower priority they take what the API leaves, and catch up once the
+burst is over (figures in docs/benchmarks.md).
 
 Linux's autogroup scheduling shares the CPU between sessions first, so a nice value alone does
 nothing against an API that runs in another session (as every service does under systemd). A

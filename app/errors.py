@@ -1,6 +1,6 @@
 """Domain errors. Services raise these; the API maps each `code` to an HTTP status.
 
-They carry the contract's stable slugs (API.md section 2) but know nothing of HTTP.
+They carry the contract's stable error slugs but know nothing of HTTP.
 """
 
 from __future__ import annotations

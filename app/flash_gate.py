@@ -11,10 +11,10 @@ away wrongly for a moment but never oversell.
 The pace: each winner's saga may start `1 / sagas_per_second` after the previous winner's (or
 now, if that is past). A burst of winners thus runs its sagas at a steady rate rather than all
 at once, so the load a sale puts on the workers and the database does not grow with its size
-(docs/benchmarks.md, session 5). A winner whose saga would wait longer than `max_wait_ms` is
-turned away as `busy` before it takes a unit: the shedding of DESIGN.md's "Bounded under load",
-measured where the backlog waits. The pace is not rebuilt after a Redis loss: it restarts from
-now.
+(figures in docs/benchmarks.md). A winner whose saga would wait longer than `max_wait_ms` is
+turned away as `busy` before it takes a unit: load is shed so that the backlog stays bounded,
+and the bound is measured where the backlog waits. The pace is not rebuilt after a Redis loss:
+it restarts from now.
 
 The rush: the script counts buyers' attempts per second (those with a valid token), across all
 sales. While they come faster than `rush_attempts_per_second`, the releaser holds the winners'
@@ -195,7 +195,7 @@ class FlashGate:
     def _evalsha_admit(self, keys: list[str], args: list[Any]) -> Any:
         """The ADMIT script, on a connection of the client's pool, without redis-py's
         per-command machinery (its retry wrapper, operation metrics and argument filtering):
-        that took a fifth of the CPU an in-process refusal costs.
+        it costs a large share of an in-process refusal's CPU (docs/benchmarks.md).
 
         What a refusal needs of that machinery stays: the pool hands out a live connection (it
         replaces one that Redis closed), and a script that Redis lost (a restart, SCRIPT FLUSH)

@@ -1,6 +1,6 @@
 """How long does placing an order take with the broker up, and with it down?
 
-Placing an order needs only the database (API.md "Orders"): with the broker down the outbox
+Placing an order needs only the database: with the broker down the outbox
 keeps the message and the relay must give up at once, not hold the request. Runs the real stack
 (gunicorn, PostgreSQL, a private Redis) and prints medians measured side by side in one run.
 

@@ -11,8 +11,8 @@ Measured phases, each over `--orders` buyers of one sale:
 - saga: the two steps a flash order runs before it awaits payment (reserve_stock and
   create_payment), called on the engine as a worker would.
 It prints the median CPU seconds per acceptance, per refusal and per saga (time.process_time). On a
-shared two-core machine those move by a third from run to run; with `--callgrind`, under valgrind,
-it counts instructions only inside the measured phases instead, which repeats to within 1 % and so
+shared two-core machine those vary widely from run to run; with `--callgrind`, under valgrind,
+it counts instructions only inside the measured phases instead, which repeats closely and so
 compares two versions of the code reliably.
 
 PostgreSQL, a private Redis and a gunicorn serving the sandbox provider are real, as in

@@ -1,8 +1,8 @@
 """A lean HTTP/1.1 load generator: one process, one asyncio loop, C keep-alive connections.
 
-Why not http.client in threads (what the flash-sale bench used first): on a two-core machine the
-load generator shares the cores with the server it measures, and http.client's parsing plus 64
-threads fighting over the GIL took most of a core. Here each request is a prepared byte string
+Why not http.client in threads: on a two-core machine the load generator shares the cores
+with the server it measures, and http.client's parsing plus 64 threads fighting over the GIL
+would take most of a core. Here each request is a prepared byte string
 and each response is read as a head plus Content-Length bytes, so the client costs a small
 fraction of a core (`Result.client_cpu` says how much) and the figures are the server's.
 """
@@ -96,7 +96,7 @@ def blast(host: str, port: int, requests: Sequence[bytes], connections: int) -> 
 
 
 def _run(work: Coroutine[Any, Any, list[Reply]]) -> list[Reply]:
-    """uvloop when installed (the dev extras have it): it halves the client's own CPU."""
+    """uvloop when installed (the dev extras have it): it cuts the client's own CPU."""
     try:
         import uvloop
     except ImportError:

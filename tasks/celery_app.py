@@ -1,6 +1,6 @@
 """The Celery app, bound to the Flask app as in Flask's own Celery recipe.
 
-Settings changed from Celery's defaults, and why (DESIGN.md section 3):
+Settings changed from Celery's defaults, and why:
 - acks_late + reject_on_worker_lost: a worker killed mid-task leaves the message to be redelivered;
   every task is idempotent, so running it again is safe.
 - prefetch multiplier 1: a saga step waits in the broker, not in a busy worker's buffer.

@@ -7,8 +7,8 @@ still uses channels of the closed connection: Celery's cleanup closes the channe
 to restore its unacked messages; and a task finishing right after the reconnect acks its message
 on the old channel. Both build a Redis client from the closed connection, whose `client` is then
 None, and fail with AttributeError ("'NoneType' object has no attribute 'hostname"). Celery only
-expects connection errors there, so the worker dies ("Unrecoverable error"). This was seen
-twice in this project's own test runs (see the celery#8030, #9250 and #10205 family).
+expects connection errors there, so the worker dies ("Unrecoverable error"). Upstream reports
+of the same family: celery#8030, celery#9250 and celery#10205.
 
 The patch makes that one spot raise the connection error it really is. Every Celery path
 handles that error: the close is ignored, the ack is logged and dropped, and the worker carries

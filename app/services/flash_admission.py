@@ -129,7 +129,8 @@ def admit(uow: UnitOfWork, sale: SaleTerms, user_id: str, quantity: int) -> str:
     runs last.
 
     Plain INSERTs, not ORM objects: a sale's winners all arrive at its first moment, each before
-    its answer, and the ORM's flush of their rows was a third of a winner's CPU.
+    its answer, and the ORM's flush of their rows costs more than the statements
+    (docs/benchmarks.md).
     """
     insert_ = pg_insert if uow.connection.dialect.name == "postgresql" else sqlite_insert
     upsert = (
@@ -176,8 +177,8 @@ def take_units(uow: UnitOfWork, sale: SaleTerms, quantity: int) -> None:
     Every winner updates the sale's one row and holds its lock until commit. On PostgreSQL a
     deferred trigger (migration 0009) does it inside the COMMIT, and `commit_admission` turns
     its refusal into SoldOut: here, the row would stay locked from this UPDATE until a busy API
-    process ran this thread again to send the COMMIT, and a sale's winners queued on it (session
-    6: 150-300 answers a second in a sale's first seconds). SQLite serialises writers anyway.
+    process ran this thread again to send the COMMIT, and a sale's winners would queue on it
+    in its first seconds (docs/benchmarks.md). SQLite serialises writers anyway.
     """
     if uow.connection.dialect.name == "postgresql":
         return

@@ -28,13 +28,13 @@ def order_row(session: Session, order_id: str, lock: bool = False) -> Order | No
 
     Order's relationships load eagerly by default, which the views need (they serialize the
     order after its session has closed). The saga's steps read one or two columns of the order
-    at a time; loading it with its items, payment, saga and the saga's steps took five queries
-    each time, and was most of a saga step's CPU.
+    at a time; loading it with its items, payment, saga and the saga's steps takes five queries
+    each time, far more than the step's own work (docs/benchmarks.md).
 
     The session keeps the order it returns until the session ends. Its identity map holds
-    unchanged rows weakly, so an order read for one column and dropped was read again by the
-    next lookup: four times in one saga transaction. Bulk updates of orders therefore keep the
-    session's copy in step (`synchronize_session="evaluate"`).
+    unchanged rows weakly, so an order read for one column and dropped would be read again by
+    the next lookup, several times in one saga transaction. Bulk updates of orders therefore
+    keep the session's copy in step (`synchronize_session="evaluate"`).
 
     A flash saga's two steps ask for their order seven times, and the session's own `get` is
     not cheap even when it has the order, so a lookup without a lock answers from the orders

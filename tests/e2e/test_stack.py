@@ -1,4 +1,4 @@
-"""The slice of the contract that issue #2 delivers, over real HTTP."""
+"""Goods, users, problem answers and the operations endpoints, over real HTTP."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Workers, beat and the API carry on by themselves after the database restarts (API.md
-"Operations"). The broker's restart is covered in test_nothing_lost.py."""
+"""Workers, beat and the API carry on by themselves after the database restarts, as the
+contract's operations promise. The broker's restart is covered in test_nothing_lost.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Regression tests for interleavings found in review: duplicates of a step, cancellations that
+"""Interleavings that must stay safe: duplicates of a step, cancellations that
 land mid-step, an abandoned idempotency key taken over, and money paid before a cancellation."""
 
 from __future__ import annotations

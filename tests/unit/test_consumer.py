@@ -14,7 +14,7 @@ from tasks.consumer import patch_redis_channel
 
 
 class ClosedTransport:
-    """What a channel of a closed connection sees (seen in this project's own test runs)."""
+    """What a channel of a closed connection sees after Redis dropped the worker's connection."""
 
     client = None
     default_port = 6379
