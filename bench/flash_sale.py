@@ -10,10 +10,14 @@ the gate's cost reads as a ratio.
     .venv/bin/python -m bench.flash_sale [--buyers 2000] [--attempts 20000] [--units 500]
                                          [--connections 64] [--rounds 3] [--api-workers 2]
                                          [--saga-rate N] [--saga-nice N] [--rush-hold N]
+                                         [--json PATH]
 
 Each round runs the trivial endpoint, a fresh sale, and refusals alone, back to back; the summary
 gives each round's figures and their medians, so that ratios compare runs side by side, where
-the two cores went in each phase (bench/cpu.py), and when the last acceptance came. The saga
+the two cores went in each phase (bench/cpu.py), and when the last acceptance came. Per round it
+also prints, from the database's timestamps, when the winners' sagas started (first and last)
+and when the last order turned AWAITING_PAYMENT, and the purchase answers' p50/p99 and codes;
+`--json PATH` writes each round's figures to a file. The saga
 workers run at the service's ORDERSAGA_WORKER_NICE unless `--saga-nice` says otherwise, and the
 winners' sagas are paced at the service's ORDERSAGA_FLASH_SAGAS_PER_SECOND unless `--saga-rate`
 says otherwise, and held back while buyers rush the gate for up to the service's
@@ -97,6 +101,9 @@ class Round:
     cpu: dict[str, CpuUse]  # per phase: where the cores went
     settled_after: float  # seconds from the sale's start until every winner's saga awaited payment
     sagas_in_sale: int  # winners' sagas whose first step started before the sale's last reply
+    first_saga_after: float  # seconds from the sale's start until the first winner's saga started
+    last_saga_after: float  # and until the last one started
+    last_awaiting_after: float  # and until the last order turned AWAITING_PAYMENT (its updated_at)
 
     def answered_per_second(self, seconds: int) -> list[int]:
         """Purchase attempts answered in each of the sale's first `seconds` seconds."""
@@ -143,8 +150,10 @@ def one_round(stack: Stack, args: argparse.Namespace, tokens: list[str]) -> Roun
     with cpu_use() as trivial_cpu:
         trivial = blast(host, port, [healthz] * args.attempts, args.connections)
     sql_before = sql_statements(stack, PURCHASE_SOURCE)
+    wall_before, perf_before = time.time(), time.perf_counter()
     with cpu_use() as sale_cpu:
         sale_result = blast(host, port, attempts, args.connections)
+    sale_epoch = wall_before + (sale_result.started - perf_before)  # the sale's start, wall clock
     sale_over = datetime.now(UTC)
     sql_after_sale = sql_statements(stack, PURCHASE_SOURCE)
     # The sale's sagas finish before refusals are measured alone, and before the next round.
@@ -166,6 +175,19 @@ def one_round(stack: Stack, args: argparse.Namespace, tokens: list[str]) -> Roun
         id=sale["id"],
         over=sale_over,
     )[0].n
+    # From the database's own timestamps, not polled: when the winners' first steps started, and
+    # when the last order changed status (to AWAITING_PAYMENT: nobody pays in the bench).
+    times = stack.sql(
+        """SELECT min(step.started_at) AS first, max(step.started_at) AS last FROM saga_steps step
+           JOIN sagas s ON s.id = step.saga_id JOIN orders o ON o.id = s.order_id
+           WHERE o.flash_sale_id = :id AND step.position = 0 AND step.kind = 'action'""",
+        id=sale["id"],
+    )[0]
+    awaiting = stack.sql(
+        "SELECT max(updated_at) AS last FROM orders"
+        " WHERE flash_sale_id = :id AND status = 'AWAITING_PAYMENT'",
+        id=sale["id"],
+    )[0].last
     # Only refusals now (the sale is sold out): every statement here would be a refusal's.
     with cpu_use() as refusals_cpu:
         refusals = blast(host, port, attempts[: args.attempts // 5], args.connections)
@@ -186,7 +208,19 @@ def one_round(stack: Stack, args: argparse.Namespace, tokens: list[str]) -> Roun
         cpu={"trivial": trivial_cpu, "sale": sale_cpu, "refusals": refusals_cpu},
         settled_after=settled_after,
         sagas_in_sale=int(sagas_in_sale),
+        first_saga_after=_after(times.first, sale_epoch),
+        last_saga_after=_after(times.last, sale_epoch),
+        last_awaiting_after=_after(awaiting, sale_epoch),
     )
+
+
+def _after(moment: datetime | None, epoch: float) -> float:
+    """Seconds from `epoch` (wall clock) to a timestamp the database holds (nan when none)."""
+    if moment is None:
+        return float("nan")
+    if moment.tzinfo is None:  # PostgreSQL's timestamptz reads back aware; be safe anyway
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp() - epoch
 
 
 def report(rounds: list[Round], args: argparse.Namespace) -> None:
@@ -246,6 +280,20 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
     print(f"  every winner's order awaited payment after (per round, polled): {settled}")
     during = ", ".join(str(r.sagas_in_sale) for r in rounds)
     print(f"  winners' sagas that started during the sale (per round): {during}")
+    starts = ", ".join(f"{r.first_saga_after:.1f}-{r.last_saga_after:.1f} s" for r in rounds)
+    print(f"  the winners' sagas started, first to last (per round, from the database): {starts}")
+    awaiting = ", ".join(f"{r.last_awaiting_after:.1f} s" for r in rounds)
+    print(f"  the last order turned AWAITING_PAYMENT after (per round, from the database): {awaiting}")
+    for number, r in enumerate(rounds, 1):
+        answers = [x.seconds for x in r.sale.replies]
+        codes: dict[str, int] = {}
+        for reply in r.sale.replies:
+            codes[reply.code] = codes.get(reply.code, 0) + 1
+        unavailable = sum(1 for x in r.sale.replies if x.status == 503)
+        print(
+            f"  round {number}: purchase answers p50/p99 {pct(answers, 0.5):.1f} /"
+            f" {pct(answers, 0.99):.1f} ms, 503s {unavailable}, by code {dict(sorted(codes.items()))}"
+        )
     for number, r in enumerate(rounds, 1):
         last_win = max((x.done_at for x in r.accepted), default=r.sale.started)
         later = [x.seconds for x in r.rejected if x.done_at > last_win]
@@ -275,6 +323,52 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
     print(f"  SQL statements per rejected request: {per_refusal:.3f} (most of any round; {refused} refusals)")
     per_acceptance = statistics.median(r.sql_per_acceptance for r in rounds)
     print(f"  SQL statements per accepted order:   {per_acceptance:.1f} (median; all the sale's requests)")
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump([round_figures(r) for r in rounds], out, indent=1)
+
+
+def round_figures(r: Round) -> dict[str, Any]:
+    """One round's figures, for --json: what the text report prints, per round."""
+    answers = [x.seconds for x in r.sale.replies]
+    codes: dict[str, int] = {}
+    for reply in r.sale.replies:
+        codes[reply.code] = codes.get(reply.code, 0) + 1
+    last_win = max((x.done_at for x in r.accepted), default=r.sale.started)
+    return {
+        "purchase_per_second": r.sale.per_second,
+        "trivial_per_second": r.trivial.per_second,
+        "refusals_per_second": r.refusals.per_second,
+        "purchase_p50_ms": pct(answers, 0.5),
+        "purchase_p99_ms": pct(answers, 0.99),
+        "rejection_p50_ms": pct([x.seconds for x in r.rejected], 0.5),
+        "rejection_p99_ms": pct([x.seconds for x in r.rejected], 0.99),
+        "acceptance_p50_ms": pct([x.seconds for x in r.accepted], 0.5),
+        "acceptance_p99_ms": pct([x.seconds for x in r.accepted], 0.99),
+        "trivial_p99_ms": pct([x.seconds for x in r.trivial.replies], 0.99),
+        "refusal_p99_ms": pct([x.seconds for x in r.refused_only], 0.99),
+        "status_503": sum(1 for x in r.sale.replies if x.status == 503),
+        "codes": codes,
+        "accepted": len(r.accepted),
+        "sold": r.sold,
+        "sale_wall_s": r.sale.wall,
+        "last_acceptance_s": last_win - r.sale.started,
+        "settled_polled_s": r.settled_after,
+        "last_awaiting_payment_s": r.last_awaiting_after,
+        "first_saga_started_s": r.first_saga_after,
+        "last_saga_started_s": r.last_saga_after,
+        "sagas_in_sale": r.sagas_in_sale,
+        "answered_first_seconds": r.answered_per_second(6),
+        "sql_per_refusal": r.sql_per_refusal,
+        "sql_per_acceptance": r.sql_per_acceptance,
+        "cpu_cores": {
+            phase: {
+                **{k: v / result.wall for k, v in r.cpu[phase].seconds.items()},
+                "idle": r.cpu[phase].idle / result.wall,
+            }
+            for phase, result in (("trivial", r.trivial), ("sale", r.sale), ("refusals", r.refusals))
+        },
+    }
 
 
 def main() -> None:
@@ -307,6 +401,7 @@ def main() -> None:
         help="ORDERSAGA_FLASH_RUSH_HOLD_SECONDS: how long a rush of buyers may hold a winner's saga "
         "past its turn (default: the service's; 0: never held)",
     )
+    parser.add_argument("--json", help="also write each round's figures to this file, as JSON")
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
 
