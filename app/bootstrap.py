@@ -59,7 +59,6 @@ class Runtime:
             self.settings.flash_rate_per_second,
             sagas_per_second=self.settings.flash_sagas_per_second,
             max_waiting_sagas=self.settings.flash_max_queue_depth,
-            rush_attempts_per_second=self.settings.flash_rush_attempts_per_second,
         )
 
     @cached_property

@@ -68,8 +68,6 @@ class Settings:
     flash_rate_per_second: int = 5
     flash_max_queue_depth: int = 10_000
     flash_sagas_per_second: int = 25
-    flash_rush_attempts_per_second: int = 500
-    flash_rush_hold_seconds: int = 30
     worker_nice: int = 10
     used_development_secrets: bool = False
     # Whether this process says at start that it uses the development secrets: not when the
@@ -104,22 +102,6 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
         return default
     if not re.fullmatch(r"[0-9]{1,9}", raw) or int(raw) <= 0:
         raise ConfigError(f"{name} must be a positive integer, got {raw!r}")
-    return int(raw)
-
-
-def _rush_hold(environ: Mapping[str, str], stale_seconds: int) -> int:
-    """At most half the stale limit: a held saga starts within its hold and the releaser's
-    catching up, and the sweep must not re-drive it as stuck before that. Unset: 30 s, or half
-    the stale limit if that is less. 0: never hold."""
-    name = "ORDERSAGA_FLASH_RUSH_HOLD_SECONDS"
-    raw = _get(environ, name)
-    if raw is None:
-        return min(30, stale_seconds // 2)
-    if not re.fullmatch(r"[0-9]{1,9}", raw) or int(raw) > stale_seconds // 2:
-        raise ConfigError(
-            f"{name} must be a whole number of seconds, at most half of ORDERSAGA_SAGA_STALE_SECONDS "
-            f"({stale_seconds}), got {raw!r}"
-        )
     return int(raw)
 
 
@@ -233,10 +215,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         flash_rate_per_second=_positive_int(environ, "ORDERSAGA_FLASH_RATE_PER_SECOND", 5),
         flash_max_queue_depth=_positive_int(environ, "ORDERSAGA_FLASH_MAX_QUEUE_DEPTH", 10_000),
         flash_sagas_per_second=_positive_int(environ, "ORDERSAGA_FLASH_SAGAS_PER_SECOND", 25),
-        flash_rush_attempts_per_second=_positive_int(
-            environ, "ORDERSAGA_FLASH_RUSH_ATTEMPTS_PER_SECOND", 500
-        ),
-        flash_rush_hold_seconds=_rush_hold(environ, saga_stale_seconds),
         worker_nice=_nice(environ, "ORDERSAGA_WORKER_NICE", 10),
         used_development_secrets=secrets.used_development,
         warn_development_secrets=secrets.used_development and not warning_given,

@@ -16,27 +16,17 @@ turned away as `busy` before it takes a unit: load is shed so that the backlog s
 and the bound is measured where the backlog waits. The pace is not rebuilt after a Redis loss:
 it restarts from now.
 
-The rush: the script counts buyers' attempts per second (those with a valid token), across all
-sales. While they come faster than `rush_attempts_per_second`, the releaser holds the winners'
-sagas back (tasks/flash.py), so that the workers and the database leave the cores to answering
-buyers; the sagas run once the rush has passed. A winner counts as `rush_attempts_per_second
-/ sagas_per_second` attempts: winners arriving faster than their sagas are paced make a rush by
-themselves. (At a sale's start, when most attempts win and each takes a SQL transaction, buyers
-are answered more slowly than later, and their attempts alone would not show the rush.)
-
 Keys (hash-tagged by sale, so a Redis Cluster keeps a sale's keys together):
     fs:{id}           hash: starts_ms, ends_ms, limit, remaining
     fs:{id}:buyers    hash: user id -> units held
     fs:{id}:restored  set: orders whose units were given back (so that happens once)
     fs:pace           string: when the next winner's saga may start (ms), across all sales
-    fs:rush:{second}  string: purchase attempts in that second (epoch), across all sales
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +49,6 @@ UNAUTHORIZED = "unauthorized"  # the token does not match the cached hash
 
 PACE_KEY = "fs:pace"
 MAX_WAIT_MS = 1500 * 1000  # the longest a winner's saga may wait for its turn
-RUSH_KEY = "fs:rush:{}"  # by epoch second
 
 ADMIT = """
 local sale = KEYS[1]
@@ -67,13 +56,11 @@ local buyers = KEYS[2]
 local rate_key = KEYS[3]
 local token_key = KEYS[4]
 local pace = KEYS[5]
-local rush = KEYS[6]
 local now, user, qty, rate_limit = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local interval, max_wait, winner_weight = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local interval, max_wait = tonumber(ARGV[6]), tonumber(ARGV[7])
 local cached = redis.call('GET', token_key)
 if not cached then return 'token-unknown' end
 if cached ~= ARGV[5] then return 'unauthorized' end
-if redis.call('INCR', rush) == 1 then redis.call('PEXPIRE', rush, 3000) end
 local rate = redis.call('INCR', rate_key)
 if rate == 1 then redis.call('PEXPIRE', rate_key, 1000) end
 if rate > rate_limit then return 'rate-limited' end
@@ -91,7 +78,6 @@ local after = start + interval
 redis.call('SET', pace, string.format('%.3f', after), 'PX', math.ceil(after - now) + 1000)
 redis.call('HINCRBY', sale, 'remaining', -qty)
 redis.call('HINCRBY', buyers, user, qty)
-redis.call('INCRBY', rush, winner_weight - 1)
 return math.floor(start)
 """
 
@@ -156,13 +142,10 @@ class FlashGate:
         rate_per_second: int,
         sagas_per_second: int,
         max_waiting_sagas: int,
-        rush_attempts_per_second: int,
     ) -> None:
         self.client = client
         self.rate_per_second = rate_per_second
         self.interval_ms = 1000 / sagas_per_second
-        self.rush_attempts_per_second = rush_attempts_per_second
-        self.winner_weight = math.ceil(rush_attempts_per_second / sagas_per_second)
         # A buyer told 202 should get a payment link within minutes, not hours.
         self.max_wait_ms = min(max_waiting_sagas * self.interval_ms, MAX_WAIT_MS)
         self._admit_sha = hashlib.sha1(ADMIT.encode()).hexdigest()  # as Redis names the script
@@ -173,10 +156,10 @@ class FlashGate:
         """One round trip: the buyer's token (against its cached hash), rate, window, limits, pace."""
         sale, buyers, _ = _keys(sale_id)
         rate_key = f"fs:rate:{{{user_id}}}:{now_ms // 1000}"
-        # The rate, token, pace and rush keys live in other slots than the sale's keys: fine on one
+        # The rate, token and pace keys live in other slots than the sale's keys: fine on one
         # Redis, which is what the service runs; a Cluster deployment would split this call.
         reply = self._evalsha_admit(
-            [sale, buyers, rate_key, token_key(user_id), PACE_KEY, RUSH_KEY.format(now_ms // 1000)],
+            [sale, buyers, rate_key, token_key(user_id), PACE_KEY],
             [
                 now_ms,
                 user_id,
@@ -185,7 +168,6 @@ class FlashGate:
                 token_hash,
                 self.interval_ms,
                 self.max_wait_ms,
-                self.winner_weight,
             ],
         )
         if isinstance(reply, int):
@@ -214,19 +196,6 @@ class FlashGate:
                 return connection.read_response()
         finally:
             pool.release(connection)  # redis-py disconnects it first if a command failed on it
-
-    def rushing(self, now_ms: int) -> bool:
-        """Did buyers rush the gate in this second so far, or in the last one?
-
-        If Redis cannot say, no: the gate answers no buyer either, so there is no rush to make
-        room for, and the sagas should not wait on Redis's return."""
-        second = now_ms // 1000
-        try:
-            counts = self.client.mget([RUSH_KEY.format(second), RUSH_KEY.format(second - 1)])
-        except redis.RedisError:
-            log.warning("the flash gate's rush count is unreadable; sagas are released as if calm")
-            return False
-        return max(int(count or 0) for count in counts) >= self.rush_attempts_per_second
 
     def cache_token(self, user_id: str, token_hash: str, ttl_seconds: int = 24 * 3600) -> None:
         self.client.set(token_key(user_id), token_hash, ex=ttl_seconds)

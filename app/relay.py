@@ -92,7 +92,9 @@ class OutboxRelay:
             unsent = {row["id"] for row in rows} - set(published)
             if unsent:
                 with self.db.uow() as uow:
-                    uow.connection.execute(update(outbox).where(outbox.c.id.in_(unsent)).values(held=True))
+                    # Not one the sweep has sent meanwhile: a held message is always an unsent one.
+                    again = outbox.c.id.in_(unsent) & outbox.c.sent_at.is_(None)
+                    uow.connection.execute(update(outbox).where(again).values(held=True))
                     uow.commit()
             raise
 

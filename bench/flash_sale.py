@@ -9,7 +9,7 @@ the gate's cost reads as a ratio.
 
     .venv/bin/python -m bench.flash_sale [--buyers 2000] [--attempts 20000] [--units 500]
                                          [--connections 64] [--rounds 3] [--api-workers 2]
-                                         [--saga-rate N] [--saga-nice N] [--rush-hold N]
+                                         [--saga-rate N] [--saga-nice N]
                                          [--json PATH]
 
 Each round runs the trivial endpoint, a fresh sale, and refusals alone, back to back; the summary
@@ -20,8 +20,7 @@ and when the last order turned AWAITING_PAYMENT, and the purchase answers' p50/p
 `--json PATH` writes each round's figures to a file. The saga
 workers run at the service's ORDERSAGA_WORKER_NICE unless `--saga-nice` says otherwise, and the
 winners' sagas are paced at the service's ORDERSAGA_FLASH_SAGAS_PER_SECOND unless `--saga-rate`
-says otherwise, and held back while buyers rush the gate for up to the service's
-ORDERSAGA_FLASH_RUSH_HOLD_SECONDS unless `--rush-hold` says otherwise (0: never held).
+says otherwise.
 
 The client (bench/load.py) is one asyncio process on the same two cores as the server; it prints
 the share of a core it used.
@@ -74,7 +73,7 @@ def open_sale(goods_id: str, units: int) -> dict[str, Any]:
     }
 
 
-def sale_settings(saga_rate: int, rush_hold: int) -> dict[str, str]:
+def sale_settings(saga_rate: int) -> dict[str, str]:
     """The service's settings for a bench sale: buyers are not rate-limited (the client reuses
     2,000 tokens for 20,000 attempts), and the sweep runs at the service's own pace, not the
     tests' fast one (with a backlog of sagas, a 1-second sweep re-driving sagas idle for 3
@@ -82,7 +81,6 @@ def sale_settings(saga_rate: int, rush_hold: int) -> dict[str, str]:
     return {
         "ORDERSAGA_FLASH_RATE_PER_SECOND": "1000",
         "ORDERSAGA_FLASH_SAGAS_PER_SECOND": str(saga_rate),
-        "ORDERSAGA_FLASH_RUSH_HOLD_SECONDS": str(rush_hold),
         "ORDERSAGA_SWEEP_INTERVAL_SECONDS": "60",
         "ORDERSAGA_SAGA_STALE_SECONDS": "120",
     }
@@ -228,7 +226,7 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
         f"\nflash sale: {args.attempts} attempts by {args.buyers} buyers for {args.units} units, "
         f"{args.connections} keep-alive connections, {args.api_workers} gunicorn workers x "
         f"{args.api_threads} threads, {args.saga_workers} saga worker processes at nice {args.saga_nice}, "
-        f"flash sagas paced at {args.saga_rate}/s and held up to {args.rush_hold} s in a rush; "
+        f"flash sagas paced at {args.saga_rate}/s; "
         f"{len(rounds)} rounds, each a fresh sale"
     )
     print(
@@ -276,14 +274,7 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
         if r.accepted
     )
     print(f"\n  the last acceptance came after (per round): {winners}")
-    settled = ", ".join(f"{r.settled_after:.1f} s" for r in rounds)
-    print(f"  every winner's order awaited payment after (per round, polled): {settled}")
-    during = ", ".join(str(r.sagas_in_sale) for r in rounds)
-    print(f"  winners' sagas that started during the sale (per round): {during}")
-    starts = ", ".join(f"{r.first_saga_after:.1f}-{r.last_saga_after:.1f} s" for r in rounds)
-    print(f"  the winners' sagas started, first to last (per round, from the database): {starts}")
-    awaiting = ", ".join(f"{r.last_awaiting_after:.1f} s" for r in rounds)
-    print(f"  the last order turned AWAITING_PAYMENT after (per round, from the database): {awaiting}")
+    report_saga_starts(rounds)
     for number, r in enumerate(rounds, 1):
         answers = [x.seconds for x in r.sale.replies]
         codes: dict[str, int] = {}
@@ -326,6 +317,18 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
     if args.json:
         with open(args.json, "w") as out:
             json.dump([round_figures(r) for r in rounds], out, indent=1)
+
+
+def report_saga_starts(rounds: list[Round]) -> None:
+    """When the winners' sagas ran, per round."""
+    settled = ", ".join(f"{r.settled_after:.1f} s" for r in rounds)
+    print(f"  every winner's order awaited payment after (per round, polled): {settled}")
+    during = ", ".join(str(r.sagas_in_sale) for r in rounds)
+    print(f"  winners' sagas that started during the sale (per round): {during}")
+    starts = ", ".join(f"{r.first_saga_after:.1f}-{r.last_saga_after:.1f} s" for r in rounds)
+    print(f"  the winners' sagas started, first to last (per round, from the database): {starts}")
+    awaiting = ", ".join(f"{r.last_awaiting_after:.1f} s" for r in rounds)
+    print(f"  the last order turned AWAITING_PAYMENT after (per round, from the database): {awaiting}")
 
 
 def round_figures(r: Round) -> dict[str, Any]:
@@ -394,18 +397,11 @@ def main() -> None:
         default=service.flash_sagas_per_second,
         help="ORDERSAGA_FLASH_SAGAS_PER_SECOND: the pace of the winners' sagas (default: the service's)",
     )
-    parser.add_argument(
-        "--rush-hold",
-        type=int,
-        default=service.flash_rush_hold_seconds,
-        help="ORDERSAGA_FLASH_RUSH_HOLD_SECONDS: how long a rush of buyers may hold a winner's saga "
-        "past its turn (default: the service's; 0: never held)",
-    )
     parser.add_argument("--json", help="also write each round's figures to this file, as JSON")
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
 
-    settings = sale_settings(args.saga_rate, args.rush_hold)
+    settings = sale_settings(args.saga_rate)
     stack = Stack(args.postgres, GUNICORN_THREADS=str(args.api_threads), **settings)
     try:
         stack.processes["api"] = gunicorn(

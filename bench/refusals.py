@@ -88,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
 
     service = load_settings({"ORDERSAGA_ENV": "development"})  # the service's defaults
-    settings = sale_settings(service.flash_sagas_per_second, service.flash_rush_hold_seconds)
+    settings = sale_settings(service.flash_sagas_per_second)
     stack = Stack(args.postgres, GUNICORN_THREADS=str(args.api_threads), **settings)
     try:
         stack.processes["api"] = gunicorn(

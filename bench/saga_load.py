@@ -7,8 +7,7 @@ seconds have passed since the first purchase, and prints the CPU seconds each ki
 in that window (bench/cpu.py) and how many orders reached AWAITING_PAYMENT. With the pace off
 (the default, 1000 sagas/s) every saga runs in the window, so the workers' CPU over the orders is
 a saga's cost. At `--saga-rate 1` almost none runs: what the workers used then is mostly the
-releaser's ticks, while the first-step messages wait in the outbox. Sagas are never held for a
-rush: the purchases here are the sagas' load, not a rush to yield to.
+releaser's ticks, while the first-step messages wait in the outbox.
 """
 
 from __future__ import annotations
@@ -51,7 +50,7 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
 
-    stack = Stack(args.postgres, **sale_settings(args.saga_rate, rush_hold=0))
+    stack = Stack(args.postgres, **sale_settings(args.saga_rate))
     try:
         stack.processes["api"] = gunicorn(stack.env, stack.workdir, stack.port, workers=2).start()
         wait_until(stack._ready, timeout=60, what="the API")

@@ -75,7 +75,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": float(settings.sweep_interval_seconds),
             "options": {"queue": "orders", "expires": float(settings.sweep_interval_seconds)},
         },
-        # A flash sale's winners' sagas, sent when their turn comes and buyers are not rushing;
+        # A flash sale's winners' sagas, sent when their turn comes;
         # sent only while one waits, so an idle beat sends nothing.
         "flash-release": {
             "task": flash_tasks.RELEASE_TASK,

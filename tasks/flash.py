@@ -32,10 +32,8 @@ def register(celery_app: Celery, runtime: Runtime) -> None:
         if runtime.relay is None:
             return 0
         return flash_pacing.release_sagas(
-            runtime.flash_gate,
             runtime.relay.release_due,
             sagas_per_second=settings.flash_sagas_per_second,
-            hold_seconds=settings.flash_rush_hold_seconds,
             tick_seconds=RELEASE_EVERY_SECONDS,
             now_ms=int(time.time() * 1000),
         )

@@ -7,7 +7,9 @@ machinery of Flask cost more than the refusal itself, so this small WSGI layer s
 - the same problem+json answers;
 - the same request id (taken or made, echoed, and logged);
 - the same metrics.
-The Flask view stays, for the OpenAPI document.
+It takes exactly the requests Flask would route to the `flash_sales.purchase` view (the method
+compared as Werkzeug compares it, the path matched to its end), so that view only documents the
+endpoint; its rule stays for the OpenAPI document and for Flask's answers to other methods.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from app.problems import PROBLEM_JSON, problem_body, service_problem
 log = logging.getLogger("app")
 
 ENDPOINT = "flash_sales.purchase"
-PATH = re.compile(r"^/api/v1/flash-sales/([^/]+)/purchase$")
+PATH = re.compile(r"/api/v1/flash-sales/([^/]+)/purchase")  # fullmatch: `$` would let a final newline in
 MAX_BODY = 64 * 1024
 JSON_TYPE = re.compile(r"^application/(?:[\w.+-]+\+)?json\s*(?:;.*)?$", re.IGNORECASE)
 
@@ -43,7 +45,8 @@ class FlashPurchaseFastPath:
         self.runtime = runtime
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        match = PATH.match(environ.get("PATH_INFO", "")) if environ.get("REQUEST_METHOD") == "POST" else None
+        method = str(environ.get("REQUEST_METHOD", "")).upper()  # as werkzeug reads it for routing
+        match = PATH.fullmatch(environ.get("PATH_INFO", "")) if method == "POST" else None
         if match is None:
             return self.next(environ, start_response)  # type: ignore[no-any-return]
         given = environ.get("HTTP_X_REQUEST_ID")

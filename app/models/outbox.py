@@ -2,9 +2,9 @@
 that causes it, and a relay sends it to the broker after commit (and again from the sweep if the
 broker was down). A message may be sent twice; every task is idempotent.
 
-A held message is not sent after commit: the flash-sale releaser sends it when it is due and
-buyers are not rushing the gate (tasks/flash.py). A flash winner's first saga step waits this way,
-in the database rather than in a worker."""
+A held message is not sent after commit: the flash-sale releaser sends it when it is due
+(tasks/flash.py). A flash winner's first saga step waits for its turn this way, in the database
+rather than in a worker."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, event, func, select, text
 
 from app import create_app
 from app.extension import runtime
-from app.flash_gate import PACE_KEY, RUSH_KEY, FlashGate
+from app.flash_gate import PACE_KEY
 from app.models.outbox import OutboxMessage
 from app.services import flash_admission, flash_pacing
 from app.services.order_saga import GIVE_BACK_TASK
@@ -296,17 +296,14 @@ def test_cancelling_a_winner_still_waiting_for_its_turn_cancels_it_at_once(paced
 
 
 @pytest.fixture
-def rush_app(pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
-    """One saga a second; 5 purchase attempts in a second make a rush, which holds a saga up to
-    60 s past its turn. What commits hand the relay, and what the relay would send, are recorded
+def release_app(pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+    """One saga a second. What commits hand the relay, and what the relay would send, are recorded
     (`app.extensions["handed"]`, `app.extensions["sent"]`) instead of going to the broker."""
     flask_app = create_app(
         settings_for(
             pg_url,
             redis_url,
             ORDERSAGA_FLASH_SAGAS_PER_SECOND="1",
-            ORDERSAGA_FLASH_RUSH_ATTEMPTS_PER_SECOND="5",
-            ORDERSAGA_FLASH_RUSH_HOLD_SECONDS="60",
         )
     )
     app_state = runtime(flask_app)
@@ -324,10 +321,9 @@ def rush_app(pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> It
     monkeypatch.setattr(app_state.relay, "send", record)
     flask_app.extensions.update(handed=handed, sent=sent, record=record)
     broker = redis.Redis.from_url(redis_url)
-    stale = [PACE_KEY, *broker.keys("fs:rush:*")]  # no earlier test's winners or attempts count here
-    broker.delete(*stale)
+    broker.delete(PACE_KEY)  # no earlier test's winners count here
     yield flask_app
-    broker.delete(PACE_KEY, *broker.keys("fs:rush:*"))
+    broker.delete(PACE_KEY)
     broker.close()
     app_state.db.engine.dispose()
     truncate_all(pg_url)
@@ -341,10 +337,8 @@ def _release(flask_app: Flask, now: datetime) -> list[str]:
     sent: list[OutboxMessage] = flask_app.extensions["sent"]
     before = len(sent)
     flash_pacing.release_sagas(
-        app_state.flash_gate,
         app_state.relay.release_due,
         sagas_per_second=settings.flash_sagas_per_second,
-        hold_seconds=settings.flash_rush_hold_seconds,
         tick_seconds=RELEASE_EVERY_SECONDS,
         now_ms=int(now.timestamp() * 1000),
     )
@@ -358,80 +352,31 @@ def _not_before(flask_app: Flask, order_id: str) -> datetime:
     return as_utc(value)
 
 
-def _calm(redis_url: str) -> None:
-    """Forget the attempts counted so far: no rush."""
-    broker = redis.Redis.from_url(redis_url)
-    rush = broker.keys("fs:rush:*")
-    if rush:
-        broker.delete(*rush)
-    broker.close()
-
-
 def test_a_winners_first_step_waits_in_the_outbox_and_goes_out_in_its_turn(
-    rush_app: Flask, redis_url: str
+    release_app: Flask, redis_url: str
 ) -> None:
-    client = rush_app.test_client()
+    client = release_app.test_client()
     sale = make_sale(client, quantity=5)
     orders = [buy(client, sale, create_user(client)).get_json()["order_id"] for _ in range(4)]
-    assert rush_app.extensions["handed"] == []  # not sent after commit
-    relay = runtime(rush_app).relay
+    assert release_app.extensions["handed"] == []  # not sent after commit
+    relay = runtime(release_app).relay
     assert relay is not None
     assert relay.send_overdue(older_than=timedelta(0)) == 0  # nor by the sweep
-    first_turn = _not_before(rush_app, orders[0])  # the others' turns are 1, 2 and 3 s on
-    _calm(redis_url)  # these four winners made a rush: this test is about turns alone
+    first_turn = _not_before(release_app, orders[0])  # the others' turns are 1, 2 and 3 s on
 
-    assert _release(rush_app, first_turn - timedelta(milliseconds=1)) == []  # not its turn yet
+    assert _release(release_app, first_turn - timedelta(milliseconds=1)) == []  # not its turn yet
     # 2.5 s on, three are due; at one saga a second, a tick sends two at most (one second's and
     # one to catch up), the earliest first.
     at = first_turn + timedelta(milliseconds=2500)
-    assert [_release(rush_app, at) for _ in range(3)] == [orders[:2], orders[2:3], []]
-    assert _release(rush_app, first_turn + timedelta(milliseconds=3000)) == orders[3:]
-    released: list[OutboxMessage] = rush_app.extensions["sent"]
+    assert [_release(release_app, at) for _ in range(3)] == [orders[:2], orders[2:3], []]
+    assert _release(release_app, first_turn + timedelta(milliseconds=3000)) == orders[3:]
+    released: list[OutboxMessage] = release_app.extensions["sent"]
     assert [message.eta for message in released] == [None] * 4  # due: no ETA for the worker to time
     assert {message.task for message in released} == {"orders.saga.reserve_stock"}
-    with runtime(rush_app).db.uow() as uow:
+    with runtime(release_app).db.uow() as uow:
         ids = [message.id for message in released]
         held = uow.session.scalars(select(OutboxMessage.held).where(OutboxMessage.id.in_(ids)))
         assert list(held) == [False] * 4  # released once: a second releaser skips them
-
-
-def test_winners_coming_faster_than_the_pace_make_a_rush_by_themselves(rush_app: Flask) -> None:
-    """At one saga a second and a rush of 5 attempts a second, a winner weighs 5 attempts."""
-    client = rush_app.test_client()
-    sale = make_sale(client, quantity=5)
-    gate = runtime(rush_app).flash_gate
-    assert not gate.rushing(int(time.time() * 1000))
-    assert buy(client, sale, create_user(client)).status_code == 202
-    assert gate.rushing(int(time.time() * 1000))
-
-
-def test_while_buyers_rush_the_gate_a_saga_waits_until_the_rush_passes(
-    rush_app: Flask, redis_url: str
-) -> None:
-    client = rush_app.test_client()
-    sale = make_sale(client, quantity=5)
-    winner = create_user(client)
-    order = buy(client, sale, winner).get_json()["order_id"]
-    _calm(redis_url)  # the winner alone weighs a rush here: the refusals must make this one
-    refused = [buy(client, sale, winner).status_code for _ in range(10)]  # a rush, however split
-    assert set(refused) <= {409, 429}
-    now = datetime.now(UTC)
-    assert _release(rush_app, now) == []  # its turn has come, but buyers are rushing
-    assert _release(rush_app, now + timedelta(seconds=3)) == [order]  # no attempts since: passed
-
-
-def test_a_rush_that_goes_on_holds_a_saga_only_up_to_the_hold(rush_app: Flask, redis_url: str) -> None:
-    client = rush_app.test_client()
-    sale = make_sale(client, quantity=5)
-    order = buy(client, sale, create_user(client)).get_json()["order_id"]
-    turn = _not_before(rush_app, order)
-    hold = timedelta(seconds=runtime(rush_app).settings.flash_rush_hold_seconds)
-    broker = redis.Redis.from_url(redis_url)
-    for second in range(int(turn.timestamp()), int((turn + hold).timestamp()) + 3):
-        broker.set(RUSH_KEY.format(second), 100, ex=300)  # buyers rush on for the whole hold
-    broker.close()
-    assert _release(rush_app, turn + hold - timedelta(seconds=1)) == []
-    assert _release(rush_app, turn + hold + timedelta(milliseconds=1)) == [order]
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -471,28 +416,27 @@ def test_sql_refuses_a_winner_that_a_stale_gate_let_past_the_sales_units(
     assert runtime(any_db_app).flash_gate.remaining(sale["id"]) == 1  # given back: the undo ran
 
 
-def test_a_winner_held_past_its_turn_is_cancelled_at_once(rush_app: Flask) -> None:
-    """Its turn has come but its first step still waits (for the next tick, or for a rush to
-    pass): nothing of it has been applied, so it is undone now and its unit goes back."""
-    client = rush_app.test_client()
+def test_a_winner_held_past_its_turn_is_cancelled_at_once(release_app: Flask) -> None:
+    """Its turn has come but its first step still waits (for the next tick): nothing of it has
+    been applied, so it is undone now and its unit goes back."""
+    client = release_app.test_client()
     sale = make_sale(client, quantity=5)
     buyer = create_user(client)
     order_id = buy(client, sale, buyer).get_json()["order_id"]
-    assert _not_before(rush_app, order_id) <= datetime.now(UTC)
+    assert _not_before(release_app, order_id) <= datetime.now(UTC)
     assert client.post(f"/api/v1/orders/{order_id}/cancel", headers=bearer(buyer["token"])).status_code == 202
     order = client.get(f"/api/v1/orders/{order_id}", headers=bearer(buyer["token"])).get_json()
     assert order["status"] == "CANCELLED"
 
 
 def test_a_release_the_broker_refuses_is_held_again(
-    rush_app: Flask, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    release_app: Flask, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Else, once the broker is back, the sweep would send the whole backlog at once, unpaced."""
-    client = rush_app.test_client()
+    client = release_app.test_client()
     sale = make_sale(client, quantity=5)
     order_id = buy(client, sale, create_user(client)).get_json()["order_id"]
-    _calm(redis_url)
-    relay = runtime(rush_app).relay
+    relay = runtime(release_app).relay
     assert relay is not None
 
     def broker_down(_messages: list[OutboxMessage], _published: list[int] | None = None) -> int:
@@ -500,59 +444,37 @@ def test_a_release_the_broker_refuses_is_held_again(
 
     monkeypatch.setattr(relay, "send", broker_down)
     with pytest.raises(ConnectionError):
-        _release(rush_app, datetime.now(UTC))
-    with runtime(rush_app).db.uow() as uow:
+        _release(release_app, datetime.now(UTC))
+    with runtime(release_app).db.uow() as uow:
         first_step = OutboxMessage.task == "orders.saga.reserve_stock"
         assert list(uow.session.scalars(select(OutboxMessage.held).where(first_step))) == [True]
-    monkeypatch.setattr(relay, "send", rush_app.extensions["record"])  # the broker is back
+    monkeypatch.setattr(relay, "send", release_app.extensions["record"])  # the broker is back
     assert relay.send_overdue(older_than=timedelta(0)) == 0  # not the sweep's to send, unpaced
-    assert _release(rush_app, datetime.now(UTC)) == [order_id]  # but the releaser's, at the pace
+    assert _release(release_app, datetime.now(UTC)) == [order_id]  # but the releaser's, at the pace
 
 
-def test_without_redis_there_is_no_rush_to_wait_out() -> None:
-    """The gate answers no buyer then either; the sagas must not wait on Redis's return."""
-    gate = FlashGate(
-        redis.Redis(port=1, socket_connect_timeout=0.5),
-        rate_per_second=5,
-        sagas_per_second=25,
-        max_waiting_sagas=10,
-        rush_attempts_per_second=1,
-    )
-    assert gate.rushing(int(time.time() * 1000)) is False
-
-
-def test_two_releasers_at_once_send_each_message_once(rush_app: Flask, redis_url: str, pg_url: str) -> None:
+def test_two_releasers_at_once_send_each_message_once(
+    release_app: Flask, redis_url: str, pg_url: str
+) -> None:
     """While one releaser holds its claim, another skips those messages rather than waiting for
     them (or sending them too)."""
-    client = rush_app.test_client()
+    client = release_app.test_client()
     sale = make_sale(client, quantity=5)
     orders = [buy(client, sale, create_user(client)).get_json()["order_id"] for _ in range(2)]
-    _calm(redis_url)
-    later = _not_before(rush_app, orders[-1]) + timedelta(seconds=10)
+    later = _not_before(release_app, orders[-1]) + timedelta(seconds=10)
     other = create_engine(pg_url)
     with ThreadPoolExecutor(max_workers=1) as pool, other.connect() as connection:
         claimed = connection.execute(
             text("SELECT id FROM outbox_messages WHERE held ORDER BY eta, id LIMIT 1 FOR UPDATE")
         ).scalar_one()  # the first releaser's claim, not yet committed
         try:
-            second = pool.submit(_release, rush_app, later).result(timeout=10)  # no waiting on the lock
+            second = pool.submit(_release, release_app, later).result(timeout=10)  # no waiting on the lock
         finally:
             connection.rollback()  # the first releaser gives up (and a blocked second one goes on)
     other.dispose()
     assert second == orders[1:]
-    assert claimed not in [m.id for m in rush_app.extensions["sent"]]
-    assert _release(rush_app, later) == orders[:1]  # so it goes out now
-
-
-def test_attempts_with_a_wrong_token_make_no_rush(rush_app: Flask) -> None:
-    """Else anyone could hold every sale's sagas back with made-up requests."""
-    client = rush_app.test_client()
-    sale = make_sale(client, quantity=5)
-    token = create_user(client)["token"]
-    forged = token[:-1] + ("a" if token[-1] != "a" else "b")
-    answers = [buy(client, sale, {"token": forged}) for _ in range(10)]
-    assert {a.status_code for a in answers} == {401}
-    assert not runtime(rush_app).flash_gate.rushing(int(time.time() * 1000))
+    assert claimed not in [m.id for m in release_app.extensions["sent"]]
+    assert _release(release_app, later) == orders[:1]  # so it goes out now
 
 
 def test_the_gate_loads_its_script_again_after_redis_lost_it(client: FlaskClient, redis_url: str) -> None:

@@ -85,9 +85,6 @@ def test_production_refuses_to_start_without_a_secret(name: str) -> None:
         ("ORDERSAGA_FLASH_SAGAS_PER_SECOND", "0"),
         ("ORDERSAGA_OUTBOX_RETENTION_SECONDS", "0"),
         ("ORDERSAGA_OUTBOX_RETENTION_SECONDS", "a day"),
-        ("ORDERSAGA_FLASH_RUSH_ATTEMPTS_PER_SECOND", "0"),
-        ("ORDERSAGA_FLASH_RUSH_HOLD_SECONDS", "-1"),
-        ("ORDERSAGA_FLASH_RUSH_HOLD_SECONDS", "61"),  # more than half the stale limit's default
     ],
 )
 def test_a_malformed_value_is_named(name: str, value: str) -> None:
@@ -106,17 +103,6 @@ def test_sent_outbox_messages_are_kept_a_day_unless_told() -> None:
         load_settings({**SECRETS, "ORDERSAGA_OUTBOX_RETENTION_SECONDS": "600"}).outbox_retention_seconds
         == 600
     )
-
-
-def test_the_rush_hold_stays_within_half_the_stale_limit() -> None:
-    """Else the sweep would re-drive a held saga as stuck while it is still being held."""
-    assert load_settings(SECRETS).flash_rush_hold_seconds == 30
-    assert load_settings({**SECRETS, "ORDERSAGA_SAGA_STALE_SECONDS": "20"}).flash_rush_hold_seconds == 10
-    short = {**SECRETS, "ORDERSAGA_SAGA_STALE_SECONDS": "21", "ORDERSAGA_FLASH_RUSH_HOLD_SECONDS": "10"}
-    assert load_settings(short).flash_rush_hold_seconds == 10
-    assert load_settings({**SECRETS, "ORDERSAGA_FLASH_RUSH_HOLD_SECONDS": "0"}).flash_rush_hold_seconds == 0
-    with pytest.raises(ConfigError, match="at most half of ORDERSAGA_SAGA_STALE_SECONDS \\(21\\)"):
-        load_settings({**short, "ORDERSAGA_FLASH_RUSH_HOLD_SECONDS": "11"})
 
 
 def test_development_says_so_unless_make_run_already_did() -> None:
