@@ -16,15 +16,17 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
-from sqlalchemy import select
 
+from app.services import saga_queries
 from app.services.errors import ServiceError
 from app.state import state
-from sagas.models import SAGA_STATUSES, Saga
+from sagas.models import SAGA_STATUSES
 
 blp = Blueprint("admin_ui", __name__, url_prefix="/admin", template_folder="templates")
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+LIST_LIMIT = 200  # the sagas that moved last
 
 
 def _is_operator() -> bool:
@@ -82,11 +84,8 @@ def list_sagas() -> str:
     status = request.args.get("status") or None
     if status not in (None, *SAGA_STATUSES):
         abort(422)
-    statement = select(Saga).order_by(Saga.updated_at.desc()).limit(200)
-    if status:
-        statement = statement.where(Saga.status == status)
     with state().db.uow() as uow:
-        sagas = list(uow.session.scalars(statement))
+        sagas = saga_queries.recently_moved(uow, status, limit=LIST_LIMIT)
     return render_template("admin/sagas.html", sagas=sagas, status=status, statuses=SAGA_STATUSES)
 
 
@@ -95,7 +94,7 @@ def list_sagas() -> str:
 def show_saga(saga_id: str) -> str:
     with state().db.uow() as uow:
         try:
-            saga = state().engine.get(uow, saga_id)
+            saga = saga_queries.get_saga(uow, saga_id)
         except ServiceError:
             abort(404)
     message = request.args.get("message")
