@@ -17,6 +17,7 @@ from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
 
+from app.http_auth import bearer_token
 from app.services import saga_queries
 from app.services.errors import ServiceError
 from app.state import state
@@ -31,10 +32,8 @@ LIST_LIMIT = 200  # the sagas that moved last
 
 def _is_operator() -> bool:
     token = state().settings.admin_token
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer ") and hmac.compare_digest(
-        header[7:].strip().encode(), token.encode()
-    ):
+    given = bearer_token(request.headers.get("Authorization"))
+    if given is not None and hmac.compare_digest(given.encode(), token.encode()):
         return True
     return bool(session.get("operator")) and session.get("token_tag") == _tag(token)
 

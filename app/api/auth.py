@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 
 from flask import g, request
 
+from app.http_auth import bearer_token
 from app.models import User
 from app.services import users
 from app.services.errors import Forbidden, Unauthorized
@@ -35,16 +36,8 @@ class Principal:
         return self.user is None
 
 
-def _bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
 def authenticate() -> Principal:
-    token = _bearer_token()
+    token = bearer_token(request.headers.get("Authorization"))
     if token is None:
         raise Unauthorized("A bearer token is required.")
     app_state = state()

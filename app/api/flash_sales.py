@@ -15,6 +15,7 @@ from flask import request
 from app import metrics
 from app.api.auth import operator_required
 from app.api.blueprint import Blueprint
+from app.http_auth import bearer_token
 from app.schemas.common import MAX_COUNT
 from app.schemas.flash_sales import (
     FlashSaleCreateSchema,
@@ -142,9 +143,8 @@ def _quantity(body: Any) -> int:
 
 
 def _bearer_token(app_state: AppState, authorization: str) -> str:
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_token(authorization)
+    if token is None:
         raise Unauthorized("A bearer token is required.")
     if hmac.compare_digest(token.encode(), app_state.settings.admin_token.encode()):
         raise Forbidden("This endpoint is for users; the operator has no account of its own.")
