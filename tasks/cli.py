@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import click
 from celery.bin.base import CeleryCommand, CLIContext
-from sqlalchemy import select
 
 from app.bootstrap import Runtime
 from app.errors import ServiceError
+from app.services import saga_queries
 from app.services.order_saga import STATUSES as SAGA_STATUSES
 from app.timeutil import rfc3339
-from sagas.models import Saga
 
 
 def _state(ctx: click.Context) -> Runtime:
@@ -36,11 +35,8 @@ def saga() -> None:
 def list_sagas(ctx: click.Context, status: str | None, limit: int) -> None:
     """The most recently moved sagas first."""
     app_state = _state(ctx)
-    statement = select(Saga).order_by(Saga.updated_at.desc()).limit(limit)
-    if status is not None:
-        statement = statement.where(Saga.status == status)
     with app_state.db.uow() as uow:
-        sagas = list(uow.session.scalars(statement))
+        sagas = saga_queries.recently_moved(uow, status, limit=limit)
     if not sagas:
         click.echo("no sagas")
     for item in sagas:
@@ -59,13 +55,13 @@ def show(ctx: click.Context, saga_id: str) -> None:
     app_state = _state(ctx)
     try:
         with app_state.db.uow() as uow:
-            item = app_state.engine.get(uow, saga_id)
+            item = saga_queries.get_saga(uow, saga_id)
     except ServiceError as error:
         raise click.ClickException(error.detail) from None
     click.echo(f"saga {item.id} ({item.type}) for order {item.subject_id}: {item.status}")
     for step in item.steps:
         moved = step.finished_at or step.started_at
-        when = rfc3339(moved) if moved is not None else "-"
+        when = rfc3339(moved) if moved else "-"
         failure = f"  error: {step.error}" if step.error else ""
         click.echo(
             f"  {step.kind:<12} {step.name:<15} {step.status:<9} attempts {step.attempts}  {when}{failure}"

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from app.api.auth import operator_required
 from app.api.blueprint import Blueprint
 from app.extension import runtime
 from app.schemas.sagas import SagaPageSchema, SagaQuerySchema, SagaSchema
-from app.services.pagination import paginate
-from sagas.models import Saga
+from app.services import saga_queries
 
 blp = Blueprint("admin", __name__, url_prefix="/api/v1/admin", description="Operators: sagas")
 
@@ -21,11 +18,8 @@ blp = Blueprint("admin", __name__, url_prefix="/api/v1/admin", description="Oper
 @blp.arguments(SagaQuerySchema, location="query")
 @blp.response(200, SagaPageSchema)
 def list_sagas(query: dict[str, Any]) -> Any:
-    statement = select(Saga)
-    if query["status"] is not None:
-        statement = statement.where(Saga.status == query["status"])
     with runtime().db.uow() as uow:
-        return paginate(uow.session, statement, Saga.id, query["limit"], query["cursor"])
+        return saga_queries.list_sagas(uow, query["status"], limit=query["limit"], cursor=query["cursor"])
 
 
 @blp.get("/sagas/<saga_id>")
@@ -33,7 +27,7 @@ def list_sagas(query: dict[str, Any]) -> Any:
 @blp.response(200, SagaSchema)
 def get_saga(saga_id: str) -> Any:
     with runtime().db.uow() as uow:
-        return runtime().engine.get(uow, saga_id)
+        return saga_queries.get_saga(uow, saga_id)
 
 
 @blp.post("/sagas/<saga_id>/retry")
@@ -43,4 +37,4 @@ def retry_saga(saga_id: str) -> Any:
     engine = runtime().engine
     engine.retry(saga_id)
     with runtime().db.uow() as uow:
-        return engine.get(uow, saga_id)
+        return saga_queries.get_saga(uow, saga_id)

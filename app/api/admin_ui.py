@@ -16,24 +16,24 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
-from sqlalchemy import select
 
 from app.errors import ServiceError
 from app.extension import runtime
+from app.http_auth import bearer_token
+from app.services import saga_queries
 from app.services.order_saga import STATUSES as SAGA_STATUSES
-from sagas.models import Saga
 
 blp = Blueprint("admin_ui", __name__, url_prefix="/admin", template_folder="templates")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+LIST_LIMIT = 200  # the sagas that moved last
+
 
 def _is_operator() -> bool:
     token = runtime().settings.admin_token
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer ") and hmac.compare_digest(
-        header[7:].strip().encode(), token.encode()
-    ):
+    given = bearer_token(request.headers.get("Authorization"))
+    if given is not None and hmac.compare_digest(given.encode(), token.encode()):
         return True
     return bool(session.get("operator")) and session.get("token_tag") == _tag(token)
 
@@ -83,11 +83,8 @@ def list_sagas() -> str:
     status = request.args.get("status") or None
     if status not in (None, *SAGA_STATUSES):
         abort(422)
-    statement = select(Saga).order_by(Saga.updated_at.desc()).limit(200)
-    if status:
-        statement = statement.where(Saga.status == status)
     with runtime().db.uow() as uow:
-        sagas = list(uow.session.scalars(statement))
+        sagas = saga_queries.recently_moved(uow, status, limit=LIST_LIMIT)
     return render_template("admin/sagas.html", sagas=sagas, status=status, statuses=SAGA_STATUSES)
 
 
@@ -96,7 +93,7 @@ def list_sagas() -> str:
 def show_saga(saga_id: str) -> str:
     with runtime().db.uow() as uow:
         try:
-            saga = runtime().engine.get(uow, saga_id)
+            saga = saga_queries.get_saga(uow, saga_id)
         except ServiceError:
             abort(404)
     message = request.args.get("message")

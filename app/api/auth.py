@@ -18,6 +18,7 @@ from flask import g, request
 
 from app.errors import Forbidden, Unauthorized
 from app.extension import runtime
+from app.http_auth import bearer_token
 from app.models.users import User
 from app.services import users
 
@@ -35,16 +36,8 @@ class Principal:
         return self.user is None
 
 
-def _bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
 def authenticate() -> Principal:
-    token = _bearer_token()
+    token = bearer_token(request.headers.get("Authorization"))
     if token is None:
         raise Unauthorized("A bearer token is required.")
     app_state = runtime()

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import ValidationError
 
+from app.http_auth import bearer_token
 from app.problems import flatten_errors, problem, validation_problem
 from app.sandbox import service
 from app.sandbox.deps import deps
@@ -38,9 +39,9 @@ class InvalidRequest(Exception):
 @blp.before_request
 def require_api_key() -> Response | None:
     """Every /sandbox/api call carries the shop's API key, compared in constant time."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = bearer_token(request.headers.get("Authorization"))
     expected = deps().settings.sandbox_api_key.encode()
-    if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected):
+    if token is not None and hmac.compare_digest(token.encode(), expected):
         return None
     return problem(
         401, "unauthorized", "A valid sandbox API key is required.", headers={"WWW-Authenticate": "Bearer"}

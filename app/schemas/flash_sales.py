@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from marshmallow import fields
+from marshmallow import fields, validate
 
-from app.schemas.common import StrictSchema, Timestamp, cents, count, text
+from app.schemas.common import MAX_COUNT, StrictInteger, StrictSchema, Timestamp, cents, count, text
 
 
 class FlashSaleCreateSchema(StrictSchema):
@@ -28,8 +28,21 @@ class FlashSaleSchema(ma.Schema):
     remaining = fields.Integer()
 
 
+QUANTITY_RULE = f"Must be an integer from 1 to {MAX_COUNT}."
+
+
 class PurchaseSchema(StrictSchema):
-    quantity = count(minimum=1, required=True)
+    """A purchase's body, in the words this endpoint has always answered with: one message for a
+    body that is not an object, one for a quantity that is null or missing, one for a quantity
+    that is not an integer in range."""
+
+    error_messages = {"type": 'Expected a JSON object like {"quantity": 1}.'}
+
+    quantity = StrictInteger(
+        required=True,
+        validate=validate.Range(min=1, max=MAX_COUNT, error=QUANTITY_RULE),
+        error_messages={"invalid": QUANTITY_RULE, "null": "Missing data for required field."},
+    )
 
 
 class PurchaseResultSchema(ma.Schema):
