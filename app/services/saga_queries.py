@@ -9,9 +9,8 @@ from __future__ import annotations
 from sqlalchemy import Select, select
 
 from app.db import UnitOfWork
-from app.errors import NotFound
-from app.services.lookup import find
 from app.services.pagination import Page, paginate
+from sagas import rows
 from sagas.models import Saga
 
 
@@ -39,7 +38,4 @@ def recently_moved(uow: UnitOfWork, status: str | None = None, *, limit: int) ->
 
 def get_saga(uow: UnitOfWork, saga_id: str) -> Saga:
     """One saga with its steps; NotFound for an unknown id or anything that is not an id."""
-    saga = find(uow.session, Saga, saga_id)
-    if saga is None:
-        raise NotFound(f"No saga {saga_id!r}.")
-    return saga
+    return rows.get(uow, saga_id)
