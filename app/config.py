@@ -12,15 +12,17 @@ import os
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NoReturn
-from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from app.payment_settings import ProviderSettings, load_provider_settings
+from app.setting_values import ConfigError, choice, choices, get, nice, positive_int, url
+
 ENVIRONMENTS = ("production", "development")
-PAYMENT_PROVIDERS = ("sandbox",)
+PAYMENT_PROVIDERS = ("sandbox", "alipay", "wechatpay", "stripe")
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
 
 # Fixed values that development mode fills in, so `make run` needs no secrets.
@@ -43,10 +45,6 @@ MAKE_RUN_SETTINGS = os.path.join("var", "make-run.json")
 SETTING_NAMES = ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL")
 
 
-class ConfigError(Exception):
-    """A missing or malformed setting; the message names the variable."""
-
-
 @dataclass(frozen=True)
 class Settings:
     env: str
@@ -59,7 +57,7 @@ class Settings:
     sweep_interval_seconds: int
     saga_stale_seconds: int
     outbox_retention_seconds: int
-    payment_provider: str
+    payment_providers: tuple[str, ...]
     sandbox_api_key: str
     sandbox_webhook_secret: str
     currency: str
@@ -73,69 +71,31 @@ class Settings:
     # Whether this process says at start that it uses the development secrets: not when the
     # `make run` that started it has already said so.
     warn_development_secrets: bool = False
+    providers: ProviderSettings = field(default_factory=ProviderSettings)
+
+    @property
+    def payment_provider(self) -> str:
+        """The default provider: the first one `ORDERSAGA_PAYMENT_PROVIDER` lists."""
+        return self.payment_providers[0]
 
     @property
     def is_development(self) -> bool:
         return self.env == "development"
 
 
-def _get(environ: Mapping[str, str], name: str) -> str | None:
-    """An unset and an empty variable mean the same: take the default."""
-    value = environ.get(name)
-    if value is None or value.strip() == "":
-        return None
-    return value.strip()
-
-
-def _nice(environ: Mapping[str, str], name: str, default: int) -> int:
-    raw = _get(environ, name)
-    if raw is None:
-        return default
-    if not re.fullmatch(r"[0-9]{1,2}", raw) or int(raw) > 19:
-        raise ConfigError(f"{name} must be a nice value from 0 to 19, got {raw!r}")
-    return int(raw)
-
-
-def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
-    raw = _get(environ, name)
-    if raw is None:
-        return default
-    if not re.fullmatch(r"[0-9]{1,9}", raw) or int(raw) <= 0:
-        raise ConfigError(f"{name} must be a positive integer, got {raw!r}")
-    return int(raw)
-
-
-def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = _get(environ, name) or default
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
 def _database_url(environ: Mapping[str, str]) -> str:
-    value = _get(environ, "DATABASE_URL") or "sqlite:///var/ordersaga.sqlite3"
+    value = get(environ, "DATABASE_URL") or "sqlite:///var/ordersaga.sqlite3"
     try:
-        url = make_url(value)
+        parsed = make_url(value)
     except ArgumentError:
         raise ConfigError(f"DATABASE_URL is not a SQLAlchemy URL: {value!r}") from None
-    if url.get_backend_name() not in ("sqlite", "postgresql"):
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError(f"DATABASE_URL must be a sqlite or postgresql URL, got {value!r}")
     return value
 
 
-def _url(name: str, value: str, schemes: tuple[str, ...]) -> str:
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        raise ConfigError(f"{name} is not a valid URL: {value!r}") from None
-    if parts.scheme not in schemes or not parts.hostname:
-        raise ConfigError(f"{name} must be a {'/'.join(schemes)} URL with a host, got {value!r}")
-    return value
-
-
 def _secret(environ: Mapping[str, str], name: str, env: str) -> tuple[str, bool]:
-    value = _get(environ, name)
+    value = get(environ, name)
     if value is not None:
         return value, False
     if env == "development":
@@ -160,27 +120,27 @@ def _secrets(environ: Mapping[str, str], env: str) -> _Secrets:
 
 def _service_urls(environ: Mapping[str, str]) -> tuple[str, str, str]:
     """The broker's, Redis's (the broker's when it is Redis) and the public base URL."""
-    broker_url = _url(
+    broker_url = url(
         "CELERY_BROKER_URL",
-        _get(environ, "CELERY_BROKER_URL") or "redis://localhost:6379/0",
+        get(environ, "CELERY_BROKER_URL") or "redis://localhost:6379/0",
         BROKER_SCHEMES,
     )
     default_redis = broker_url if broker_url.startswith(("redis:", "rediss:")) else None
-    redis_url = _url(
+    redis_url = url(
         "REDIS_URL",
-        _get(environ, "REDIS_URL") or default_redis or "redis://localhost:6379/0",
+        get(environ, "REDIS_URL") or default_redis or "redis://localhost:6379/0",
         ("redis", "rediss"),
     )
-    public_url = _url(
+    public_url = url(
         "ORDERSAGA_PUBLIC_URL",
-        _get(environ, "ORDERSAGA_PUBLIC_URL") or "http://127.0.0.1:8000",
+        get(environ, "ORDERSAGA_PUBLIC_URL") or "http://127.0.0.1:8000",
         ("http", "https"),
     ).rstrip("/")
     return broker_url, redis_url, public_url
 
 
 def _currency(environ: Mapping[str, str]) -> str:
-    currency = _get(environ, "ORDERSAGA_CURRENCY") or "CNY"
+    currency = get(environ, "ORDERSAGA_CURRENCY") or "CNY"
     if not re.fullmatch(r"[A-Z]{3}", currency):
         raise ConfigError(f"ORDERSAGA_CURRENCY must be a 3-letter ISO 4217 code, got {currency!r}")
     return currency
@@ -189,12 +149,13 @@ def _currency(environ: Mapping[str, str]) -> str:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and check every setting; raise ConfigError on the first bad one."""
     environ = os.environ if environ is None else environ
-    env = _choice(environ, "ORDERSAGA_ENV", "production", ENVIRONMENTS)
+    env = choice(environ, "ORDERSAGA_ENV", "production", ENVIRONMENTS)
     broker_url, redis_url, public_url = _service_urls(environ)
     currency = _currency(environ)
-    saga_stale_seconds = _positive_int(environ, "ORDERSAGA_SAGA_STALE_SECONDS", 120)
+    saga_stale_seconds = positive_int(environ, "ORDERSAGA_SAGA_STALE_SECONDS", 120)
     secrets = _secrets(environ, env)
-    warning_given = _get(environ, DEVELOPMENT_WARNING_GIVEN) is not None
+    warning_given = get(environ, DEVELOPMENT_WARNING_GIVEN) is not None
+    payment_providers = choices(environ, "ORDERSAGA_PAYMENT_PROVIDER", "sandbox", PAYMENT_PROVIDERS)
     return Settings(
         env=env,
         database_url=_database_url(environ),
@@ -202,22 +163,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         redis_url=redis_url,
         admin_token=secrets.admin_token,
         public_url=public_url,
-        payment_timeout_seconds=_positive_int(environ, "ORDERSAGA_PAYMENT_TIMEOUT_SECONDS", 900),
-        sweep_interval_seconds=_positive_int(environ, "ORDERSAGA_SWEEP_INTERVAL_SECONDS", 60),
+        payment_timeout_seconds=positive_int(environ, "ORDERSAGA_PAYMENT_TIMEOUT_SECONDS", 900),
+        sweep_interval_seconds=positive_int(environ, "ORDERSAGA_SWEEP_INTERVAL_SECONDS", 60),
         saga_stale_seconds=saga_stale_seconds,
-        outbox_retention_seconds=_positive_int(environ, "ORDERSAGA_OUTBOX_RETENTION_SECONDS", 86_400),
-        payment_provider=_choice(environ, "ORDERSAGA_PAYMENT_PROVIDER", "sandbox", PAYMENT_PROVIDERS),
+        outbox_retention_seconds=positive_int(environ, "ORDERSAGA_OUTBOX_RETENTION_SECONDS", 86_400),
+        payment_providers=payment_providers,
         sandbox_api_key=secrets.sandbox_api_key,
         sandbox_webhook_secret=secrets.sandbox_webhook_secret,
         currency=currency,
-        step_max_retries=_positive_int(environ, "ORDERSAGA_STEP_MAX_RETRIES", 5),
-        step_retry_backoff_seconds=_positive_int(environ, "ORDERSAGA_STEP_RETRY_BACKOFF_SECONDS", 2),
-        flash_rate_per_second=_positive_int(environ, "ORDERSAGA_FLASH_RATE_PER_SECOND", 5),
-        flash_max_queue_depth=_positive_int(environ, "ORDERSAGA_FLASH_MAX_QUEUE_DEPTH", 10_000),
-        flash_sagas_per_second=_positive_int(environ, "ORDERSAGA_FLASH_SAGAS_PER_SECOND", 25),
-        worker_nice=_nice(environ, "ORDERSAGA_WORKER_NICE", 10),
+        step_max_retries=positive_int(environ, "ORDERSAGA_STEP_MAX_RETRIES", 5),
+        step_retry_backoff_seconds=positive_int(environ, "ORDERSAGA_STEP_RETRY_BACKOFF_SECONDS", 2),
+        flash_rate_per_second=positive_int(environ, "ORDERSAGA_FLASH_RATE_PER_SECOND", 5),
+        flash_max_queue_depth=positive_int(environ, "ORDERSAGA_FLASH_MAX_QUEUE_DEPTH", 10_000),
+        flash_sagas_per_second=positive_int(environ, "ORDERSAGA_FLASH_SAGAS_PER_SECOND", 25),
+        worker_nice=nice(environ, "ORDERSAGA_WORKER_NICE", 10),
         used_development_secrets=secrets.used_development,
         warn_development_secrets=secrets.used_development and not warning_given,
+        providers=load_provider_settings(environ, payment_providers),
     )
 
 

@@ -11,7 +11,9 @@ Adapters translate a provider's own words into these, so the saga reasons about 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -65,13 +67,59 @@ class PaymentNotFound(ProviderError):
     """The provider does not know this payment id."""
 
 
+class NotificationRefused(ProviderError):
+    """A notification that is not proven to come from the provider now: a missing or wrong
+    signature, a timestamp outside the replay window, an unknown key serial, or a body that a
+    valid signature does not cover. Nothing in it is acted on."""
+
+
+class NotificationMismatch(ProviderError):
+    """A genuine notification that is not for this merchant or app: nothing in it is acted on."""
+
+
+class NotificationKind(StrEnum):
+    """What a notification means to the shop; the values are the sandbox's event types."""
+
+    SUCCEEDED = "payment.succeeded"
+    FAILED = "payment.failed"
+    REFUNDED = "refund.succeeded"
+    # Verified, but nothing the shop acts on (a session completed unpaid, a refund not yet
+    # final): answered as received, so the provider stops sending it.
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A verified notification in the shop's words.
+
+    `payment_id` is the shop's own payment id where the provider echoes it (Alipay's and
+    WeChat Pay's `out_trade_no`, Stripe's `metadata.payment_id`); `provider_payment_id` is the
+    provider's id where the shop looks payments up by it (the sandbox)."""
+
+    event_id: str
+    kind: NotificationKind
+    payment_id: str | None
+    provider_payment_id: str | None
+    amount_cents: int | None
+    currency: str | None
+
+
 class PaymentProvider(Protocol):
     name: str
 
     def create_payment(
-        self, *, reference: str, amount_cents: int, currency: str, callback_url: str, idempotency_key: str
+        self,
+        *,
+        reference: str,
+        amount_cents: int,
+        currency: str,
+        callback_url: str,
+        idempotency_key: str,
+        expires_at: datetime,
     ) -> ProviderPayment:
-        """Create a pending payment; the same `idempotency_key` again returns the same payment."""
+        """Create a pending payment; the same `idempotency_key` again returns the same payment.
+        `idempotency_key` is the shop's payment id; `expires_at` the payment deadline, which a
+        provider that can expire payments itself is told."""
         ...
 
     def get_payment(self, provider_payment_id: str) -> ProviderPayment: ...
@@ -81,5 +129,17 @@ class PaymentProvider(Protocol):
         ...
 
     def refund_payment(self, provider_payment_id: str) -> ProviderPayment:
-        """Return the money of a succeeded payment."""
+        """Return the money of a succeeded payment. Returns only once the refund is final;
+        one still in progress at the provider raises ProviderUnavailable, so it is asked again
+        (with the same refund request number) later."""
+        ...
+
+
+class NotificationReader(Protocol):
+    """What a provider's webhook needs: verify the raw body, then read it."""
+
+    name: str
+
+    def read_notification(self, headers: Mapping[str, str], raw_body: bytes, now: float) -> Notification:
+        """Raises NotificationRefused or NotificationMismatch; never acts on anything."""
         ...
