@@ -1,7 +1,7 @@
 """The composition root: builds what a process needs once, and hands it to the entrypoints.
 
 `bootstrap()` makes the settings, the database, the Redis client and the flash-sale gate, the
-payment provider, the saga definitions and the engine. The Flask factory (`app.web`), the Celery
+payment providers, the saga definitions and the engine. The Flask factory (`app.web`), the Celery
 app (`tasks.celery_app`), the `saga` CLI and the scripts each take the `Runtime` it returns;
 nothing below them reaches for it: services get what they need as arguments.
 """
@@ -18,8 +18,7 @@ from app.config import Settings, load_settings_or_exit
 from app.db import Database
 from app.flash_gate import FlashGate
 from app.models import coupons, flash_sales, goods, orders, outbox, payments, users, webhooks
-from app.payments import provider_for
-from app.payments.port import PaymentProvider
+from app.payments import Providers, providers_for
 from app.relay import OutboxRelay
 from app.services import order_saga
 from sagas import models as saga_models
@@ -66,12 +65,12 @@ class Runtime:
         return QueueProbe(self.settings.broker_url)
 
     @cached_property
-    def provider(self) -> PaymentProvider:
-        return provider_for(self.settings)
+    def providers(self) -> Providers:
+        return providers_for(self.settings)
 
     @cached_property
     def engine(self) -> SagaEngine:
-        definition = order_saga.build(self.db.uow, self.provider, self.settings)
+        definition = order_saga.build(self.db.uow, self.providers, self.settings)
         return SagaEngine(self.db.uow, {definition.name: definition})
 
     def after_fork(self) -> None:
@@ -79,7 +78,7 @@ class Runtime:
         across a fork."""
         self.db.dispose_after_fork()
         self._redis = None
-        for made_on_first_use in ("provider", "engine", "flash_gate", "queue_probe"):
+        for made_on_first_use in ("providers", "engine", "flash_gate", "queue_probe"):
             self.__dict__.pop(made_on_first_use, None)
 
 

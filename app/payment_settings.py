@@ -145,6 +145,7 @@ def rsa_private_key(environ: Mapping[str, str], name: str, why: str) -> str:
 
 def rsa_public_key(environ: Mapping[str, str], name: str, why: str, *, certificate_ok: bool = False) -> str:
     pem = required(environ, name, why)
+    key: object
     try:
         if certificate_ok and "BEGIN CERTIFICATE" in pem:
             key = x509.load_pem_x509_certificate(pem.encode()).public_key()

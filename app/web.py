@@ -11,7 +11,19 @@ from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
 from app import metrics
-from app.api import admin, admin_ui, coupons, docs, flash_sales, goods, ops, orders, payments, users
+from app.api import (
+    admin,
+    admin_ui,
+    coupons,
+    docs,
+    flash_sales,
+    goods,
+    ops,
+    orders,
+    payments,
+    provider_webhooks,
+    users,
+)
 from app.api.flash_fast import FlashPurchaseFastPath
 from app.bootstrap import Runtime, bootstrap
 from app.config import DEVELOPMENT_SECRETS_WARNING, Settings
@@ -93,6 +105,7 @@ def _register_api(app: Flask, runtime: Runtime) -> None:
         coupons.blp,
         orders.blp,
         payments.blp,
+        provider_webhooks.blp,
         flash_sales.blp,
         admin.blp,
     ):

@@ -41,12 +41,16 @@ def _request_hash(data: dict[str, Any]) -> str:
 def place_order(data: dict[str, Any]) -> Any:
     key = _idempotency_key()
     app_state = runtime()
-    placed = orders.place_order(
-        app_state.db.uow,
-        app_state.engine,
+    new = orders.NewOrder(
         current_user().id,
         [orders.Line(item["goods_id"], item["quantity"]) for item in data["items"]],
         data["coupon_id"],
+        orders.payment_provider_for(data.get("payment_provider"), app_state.settings.payment_providers),
+    )
+    placed = orders.place_order(
+        app_state.db.uow,
+        app_state.engine,
+        new,
         idempotency=orders.Idempotency(key, _request_hash(data)) if key is not None else None,
     )
     headers = {"Location": f"/api/v1/orders/{placed.order.id}"}

@@ -50,6 +50,8 @@ class Order(Base):
     coupon_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("coupons.id"), nullable=True)
     flash_sale_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
     cancel_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # The provider the buyer chose; None pays through the deployment's default (flash sales).
+    payment_provider: Mapped[str | None] = mapped_column(String(16), nullable=True)
     payment_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Set in the transaction that credits the buyer's points, so they are credited once.
     points_credited: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)

@@ -16,5 +16,5 @@ class WebhookEvent(Base):
     provider: Mapped[str] = mapped_column(String(32), primary_key=True)
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     type: Mapped[str] = mapped_column(String(64), nullable=False)
-    provider_payment_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    provider_payment_id: Mapped[str] = mapped_column(String(255), nullable=False)
     received_at: Mapped[datetime] = created_at_column()

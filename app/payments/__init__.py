@@ -5,6 +5,8 @@ Nothing here imports `app.sandbox`: the sandbox is reached over HTTP like any th
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+
 from app.config import Settings
 from app.payments.port import (
     PaymentNotFound,
@@ -25,13 +27,39 @@ __all__ = [
     "ProviderPayment",
     "ProviderRejected",
     "ProviderUnavailable",
+    "Providers",
     "SandboxProvider",
-    "provider_for",
+    "providers_for",
 ]
 
 
-def provider_for(settings: Settings) -> PaymentProvider:
-    """The adapter that `ORDERSAGA_PAYMENT_PROVIDER` names, configured from `settings`."""
-    if settings.payment_provider == "sandbox":
+class Providers:
+    """The adapters of the enabled providers, by name; the first is the default."""
+
+    def __init__(self, adapters: Sequence[PaymentProvider]) -> None:
+        if not adapters:
+            raise ValueError("at least one payment provider")
+        self.default = adapters[0]
+        self._by_name = {adapter.name: adapter for adapter in adapters}
+
+    def __getitem__(self, name: str | None) -> PaymentProvider:
+        """None is the default: an order that named no provider pays through it."""
+        return self.default if name is None else self._by_name[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __iter__(self) -> Iterator[PaymentProvider]:
+        return iter(self._by_name.values())
+
+
+def providers_for(settings: Settings) -> Providers:
+    """The adapters that `ORDERSAGA_PAYMENT_PROVIDER` enables, configured from `settings`.
+    Each holds HTTP connections: build them in the process that uses them, after any fork."""
+    return Providers([_adapter(name, settings) for name in settings.payment_providers])
+
+
+def _adapter(name: str, settings: Settings) -> PaymentProvider:
+    if name == "sandbox":
         return SandboxProvider(f"{settings.public_url}/sandbox", settings.sandbox_api_key)
-    raise ValueError(f"unknown payment provider {settings.payment_provider!r}")
+    raise ValueError(f"unknown payment provider {name!r}")

@@ -5,6 +5,7 @@ It imports nothing of `app.sandbox`: the wire format below is the whole agreemen
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -59,8 +60,16 @@ class SandboxProvider:
         self.session.headers["Authorization"] = f"Bearer {api_key}"
 
     def create_payment(
-        self, *, reference: str, amount_cents: int, currency: str, callback_url: str, idempotency_key: str
+        self,
+        *,
+        reference: str,
+        amount_cents: int,
+        currency: str,
+        callback_url: str,
+        idempotency_key: str,
+        expires_at: datetime,
     ) -> ProviderPayment:
+        """The sandbox expires nothing itself: `expires_at` is the shop's timeout to keep."""
         body = {
             "amount_cents": amount_cents,
             "currency": currency,

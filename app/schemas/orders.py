@@ -7,6 +7,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from app.config import PAYMENT_PROVIDERS
 from app.models.orders import STATUSES
 from app.schemas.common import PageQuerySchema, StrictSchema, Timestamp, count, text
 
@@ -21,6 +22,8 @@ class OrderCreateSchema(StrictSchema):
         fields.Nested(OrderLineSchema), required=True, validate=validate.Length(min=1, max=20)
     )
     coupon_id = text(1, 64, load_default=None, allow_none=True)
+    # Absent when not given, so that a body without it hashes as it always did (idempotency).
+    payment_provider = fields.String(validate=validate.OneOf(PAYMENT_PROVIDERS))
 
     @ma.validates("items")
     def distinct_goods(self, items: list[dict[str, Any]], **_kwargs: Any) -> None:

@@ -18,7 +18,8 @@ from app.config import Settings
 from app.db import UnitOfWork
 from app.errors import CouponUnavailable, OutOfStock
 from app.models.orders import Order
-from app.payments.port import PaymentProvider, PaymentStatus, ProviderPayment, ProviderRejected
+from app.payments import Providers
+from app.payments.port import PaymentStatus, ProviderPayment, ProviderRejected
 from app.services import coupons, flash_stock, inventory, orders, payment_events, payments
 from app.services.lookup import order_row
 from sagas.definition import BusinessFailure, RetryPolicy, SagaContext, SagaDefinition, Step
@@ -98,14 +99,12 @@ def stock_source(order: Order) -> StockSource:
 class OrderSteps:
     """The saga's step functions, bound to the payment provider and the settings."""
 
-    def __init__(
-        self, new_uow: Callable[[], UnitOfWork], provider: PaymentProvider, settings: Settings
-    ) -> None:
+    def __init__(self, new_uow: Callable[[], UnitOfWork], providers: Providers, settings: Settings) -> None:
         self.new_uow = new_uow
-        self.provider = provider
-        self.currency = settings.currency
+        self.providers = providers
         self.payment_timeout = timedelta(seconds=settings.payment_timeout_seconds)
-        self.callback_url = f"{settings.public_url}/api/v1/payments/webhooks/{provider.name}"
+        self.terms = payments.PaymentTerms(providers.default.name, settings.currency, self.payment_timeout)
+        self.public_url = settings.public_url
 
     def reserve_stock(self, uow: UnitOfWork, ctx: SagaContext) -> None:
         stock_source(_order(uow, ctx)).reserve(uow, ctx.subject_id)
@@ -128,13 +127,13 @@ class OrderSteps:
         return _order(uow, ctx).payable_cents > 0
 
     def prepare_payment(self, uow: UnitOfWork, ctx: SagaContext) -> payments.PaymentRequest:
-        return payments.prepare(uow, ctx.subject_id, self.provider.name, self.currency)
+        return payments.prepare(uow, ctx.subject_id, self.terms)
 
     def create_at_provider(self, ctx: SagaContext) -> ProviderPayment:
         request = ctx.prepared
         assert isinstance(request, payments.PaymentRequest), "prepare_payment runs first"
         with _business("payment_failed", ProviderRejected):  # a definite "no": retrying can't help
-            created = payments.create_at_provider(self.provider, request, self.callback_url)
+            created = payments.create_at_provider(self.providers, request, self.public_url)
         if created.status != PaymentStatus.PENDING:
             raise BusinessFailure("payment_failed")  # nothing the buyer could still pay
         return created
@@ -148,7 +147,7 @@ class OrderSteps:
         if request is None:
             return None  # the action never got as far as recording a payment
         known = ctx.remote_result
-        return payments.void_at_provider(self.provider, request, self.callback_url, known=known)
+        return payments.void_at_provider(self.providers, request, self.public_url, known=known)
 
     def record_void(self, uow: UnitOfWork, ctx: SagaContext) -> None:
         if ctx.remote_result is not None:
@@ -174,8 +173,8 @@ class OrderSteps:
         stock_source(_order(uow, ctx)).cancelled(uow, ctx.subject_id)
 
 
-def build(new_uow: Callable[[], UnitOfWork], provider: PaymentProvider, settings: Settings) -> SagaDefinition:
-    s = OrderSteps(new_uow, provider, settings)
+def build(new_uow: Callable[[], UnitOfWork], providers: Providers, settings: Settings) -> SagaDefinition:
+    s = OrderSteps(new_uow, providers, settings)
     retry = RetryPolicy(
         max_retries=settings.step_max_retries, backoff_seconds=settings.step_retry_backoff_seconds
     )

@@ -52,6 +52,17 @@ class Line:
 
 
 @dataclass(frozen=True)
+class NewOrder:
+    """What a buyer asks for. `payment_provider` is one of the enabled providers (checked by
+    `payment_provider_for`); None leaves the deployment's default to the payment step."""
+
+    user_id: str
+    lines: list[Line]
+    coupon_id: str | None = None
+    payment_provider: str | None = None
+
+
+@dataclass(frozen=True)
 class Placed:
     order: Order
     replayed: bool
@@ -65,15 +76,23 @@ class Idempotency:
     request_hash: str
 
 
+def payment_provider_for(requested: str | None, enabled: tuple[str, ...]) -> str:
+    """The provider an order will pay through: the one asked for, if enabled, else the default."""
+    if requested is None:
+        return enabled[0]
+    if requested not in enabled:
+        raise InvalidInput("payment_provider", f"Must be one of: {', '.join(enabled)}.")
+    return requested
+
+
 def place_order(
     new_uow: Callable[[], UnitOfWork],
     engine: SagaEngine,
-    user_id: str,
-    lines: list[Line],
-    coupon_id: str | None,
+    new: NewOrder,
     *,
     idempotency: Idempotency | None = None,
 ) -> Placed:
+    user_id = new.user_id
     claimed_at = None
     if idempotency is not None:
         existing, claimed_at = _claim_key(new_uow, user_id, idempotency.key, idempotency.request_hash)
@@ -82,7 +101,7 @@ def place_order(
                 return Placed(get_order(uow, existing), replayed=True)
     try:
         with new_uow() as uow:
-            order = _new_order(uow, user_id, lines, coupon_id)
+            order = _new_order(uow, new)
             engine.start(uow, ORDER_SAGA, order.id)
             if idempotency is not None:
                 done = uow.session.execute(
@@ -102,7 +121,8 @@ def place_order(
         return Placed(get_order(uow, order.id), replayed=False)
 
 
-def _new_order(uow: UnitOfWork, user_id: str, lines: list[Line], coupon_id: str | None) -> Order:
+def _new_order(uow: UnitOfWork, new: NewOrder) -> Order:
+    user_id, lines, coupon_id = new.user_id, new.lines, new.coupon_id
     wanted = {line.goods_id for line in lines}
     prices: dict[str, int] = dict(
         uow.session.execute(select(Goods.id, Goods.price_cents).where(Goods.id.in_(wanted))).all()
@@ -128,6 +148,7 @@ def _new_order(uow: UnitOfWork, user_id: str, lines: list[Line], coupon_id: str 
         discount_cents=discount,
         payable_cents=total - discount,
         coupon_id=coupon_id,
+        payment_provider=new.payment_provider,
         points_credited=False,
     )
     order.items = [

@@ -22,7 +22,8 @@ from app.models import payments as payment_status
 from app.models.orders import AWAITING_PAYMENT, CANCELLED, PAID, REFUNDED, Order
 from app.models.payments import Payment
 from app.models.webhooks import WebhookEvent
-from app.payments.port import PaymentProvider, PaymentStatus, ProviderRejected
+from app.payments import Providers
+from app.payments.port import PaymentStatus, ProviderRejected
 from app.services.lookup import order_row
 from app.timeutil import utcnow
 from sagas.engine import SagaEngine
@@ -40,24 +41,22 @@ EVENT_TYPES = (SUCCEEDED, FAILED, REFUND_SUCCEEDED)
 
 @dataclass(frozen=True)
 class WebhookEventIn:
+    """A verified notification. The payment is found by the shop's own id where the provider
+    echoes it (`payment_id`), else by the provider's (`provider_payment_id`)."""
+
     provider: str
     event_id: str
     type: str
-    provider_payment_id: str
-    amount_cents: int
-    currency: str
+    provider_payment_id: str | None
+    amount_cents: int | None
+    currency: str | None
+    payment_id: str | None = None
 
 
 def handle_webhook(new_uow: Callable[[], UnitOfWork], engine: SagaEngine, event: WebhookEventIn) -> str:
     """Apply a verified webhook event once. Returns "processed" or "duplicate"."""
     with new_uow() as uow:
-        payment = uow.session.scalar(
-            select(Payment).where(
-                Payment.provider == event.provider, Payment.provider_payment_id == event.provider_payment_id
-            )
-        )
-        if payment is None:
-            raise NotFound(f"No payment {event.provider_payment_id!r} at {event.provider}.")
+        payment = _payment_of(uow, event)
         if (payment.amount_cents, payment.currency) != (event.amount_cents, event.currency):
             raise AmountMismatch(
                 f"The event says {event.amount_cents} {event.currency}; the payment is "
@@ -69,23 +68,37 @@ def handle_webhook(new_uow: Callable[[], UnitOfWork], engine: SagaEngine, event:
                 provider=event.provider,
                 id=event.event_id,
                 type=event.type,
-                provider_payment_id=event.provider_payment_id,
+                provider_payment_id=payment.provider_payment_id or payment.id,
             )
         )
         try:
             uow.session.flush()
         except IntegrityError:
             return "duplicate"  # the rollback on leaving the block undoes nothing else
-        payment = uow.session.get(Payment, payment.id, with_for_update=True, populate_existing=True)
-        assert payment is not None
+        locked = uow.session.get(Payment, payment.id, with_for_update=True, populate_existing=True)
+        assert locked is not None
         if event.type == SUCCEEDED:
-            _payment_succeeded(uow, engine, saga, payment)
+            _payment_succeeded(uow, engine, saga, locked)
         elif event.type == FAILED:
-            _payment_failed(uow, engine, saga, payment, "payment_failed")
+            _payment_failed(uow, engine, saga, locked, "payment_failed")
         else:
-            _refund_succeeded(uow, payment)
+            _refund_succeeded(uow, locked)
         uow.commit()
     return "processed"
+
+
+def _payment_of(uow: UnitOfWork, event: WebhookEventIn) -> Payment:
+    """The payment an event is about; a payment of another provider is not it."""
+    if event.payment_id is not None:
+        where = Payment.id == event.payment_id
+    elif event.provider_payment_id is not None:
+        where = Payment.provider_payment_id == event.provider_payment_id
+    else:
+        raise NotFound("The event names no payment.")
+    payment = uow.session.scalar(select(Payment).where(where, Payment.provider == event.provider))
+    if payment is None:
+        raise NotFound(f"No payment {event.payment_id or event.provider_payment_id!r} at {event.provider}.")
+    return payment
 
 
 def _saga_of(uow: UnitOfWork, engine: SagaEngine, order_id: str) -> Saga:
@@ -149,7 +162,7 @@ def schedule_timeout(uow: UnitOfWork, saga_id: str, order_id: str) -> None:
 
 
 def expire_payment(
-    new_uow: Callable[[], UnitOfWork], engine: SagaEngine, provider: PaymentProvider, order_id: str
+    new_uow: Callable[[], UnitOfWork], engine: SagaEngine, providers: Providers, order_id: str
 ) -> str:
     """At the deadline: ask the provider first (a success whose webhook was lost confirms the
     order); otherwise cancel with `payment_timeout`. Returns what happened."""
@@ -159,8 +172,10 @@ def expire_payment(
             return "moved-on"
         if order.payment_deadline is None or order.payment_deadline > utcnow():
             return "not-due"
-        provider_id = order.payment.provider_payment_id if order.payment else None
-    at_provider = provider.get_payment(provider_id).status if provider_id else None
+        payment = order.payment
+        provider_id = payment.provider_payment_id if payment else None
+        provider = providers[payment.provider] if payment else None
+    at_provider = provider.get_payment(provider_id).status if provider and provider_id else None
     with new_uow() as uow:
         saga = _saga_of(uow, engine, order_id)
         payment = uow.session.scalar(select(Payment).where(Payment.order_id == order_id).with_for_update())
@@ -195,7 +210,7 @@ def overdue_orders(uow: UnitOfWork, limit: int = 200) -> list[tuple[str, str]]:
 
 
 def refund_late_payment(
-    new_uow: Callable[[], UnitOfWork], engine: SagaEngine, provider: PaymentProvider, order_id: str
+    new_uow: Callable[[], UnitOfWork], engine: SagaEngine, providers: Providers, order_id: str
 ) -> str:
     """Refund a payment that succeeded for an order already cancelled; the order becomes REFUNDED."""
     with new_uow() as uow:
@@ -206,7 +221,7 @@ def refund_late_payment(
             or payment.provider_payment_id is None
         ):
             return "nothing-to-refund"
-        provider_id = payment.provider_payment_id
+        provider_id, provider = payment.provider_payment_id, providers[payment.provider]
     try:
         provider.refund_payment(provider_id)
     except ProviderRejected as rejected:

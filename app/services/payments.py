@@ -8,13 +8,15 @@ payment the first call made instead of making a second one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
 from app.db import UnitOfWork
 from app.ids import new_id
 from app.models.payments import PENDING, REFUNDED, SUCCEEDED, VOIDED, Payment
-from app.payments.port import PaymentProvider, PaymentStatus, ProviderPayment, ProviderRejected
+from app.payments import Providers
+from app.payments.port import PaymentStatus, ProviderPayment, ProviderRejected
 from app.services.lookup import order_row
 from app.timeutil import utcnow
 
@@ -23,25 +25,42 @@ from app.timeutil import utcnow
 class PaymentRequest:
     payment_id: str
     order_id: str
+    provider: str
     amount_cents: int
     currency: str
     provider_payment_id: str | None
+    # The provider's own expiry: fixed when the payment is recorded, so that asking again after
+    # a lost answer sends the very same request (Stripe refuses an idempotency key reused with
+    # other parameters). It falls a moment before the order's deadline, which is set on
+    # entering AWAITING_PAYMENT, so no payment can start at the provider after the deadline.
+    expires_at: datetime
 
 
-def prepare(uow: UnitOfWork, order_id: str, provider_name: str, currency: str) -> PaymentRequest:
+@dataclass(frozen=True)
+class PaymentTerms:
+    default_provider: str
+    currency: str
+    timeout: timedelta
+
+
+def prepare(uow: UnitOfWork, order_id: str, terms: PaymentTerms) -> PaymentRequest:
     """Record the payment about to be created (once), so a compensation can always find it.
     Returns what to ask the provider for."""
     payment = uow.session.scalar(select(Payment).where(Payment.order_id == order_id))
     if payment is None:
         order = order_row(uow.session, order_id)
         assert order is not None
+        created_at = utcnow()
         payment = Payment(
             id=new_id("pmt"),
             order_id=order_id,
-            provider=provider_name,
+            provider=order.payment_provider or terms.default_provider,
             status=PENDING,
             amount_cents=order.payable_cents,
-            currency=currency,
+            currency=terms.currency,
+            expires_at=created_at + terms.timeout,
+            created_at=created_at,
+            updated_at=created_at,
         )
         uow.session.add(payment)
     return _request(payment)
@@ -54,19 +73,30 @@ def request_for(uow: UnitOfWork, order_id: str) -> PaymentRequest | None:
 
 def _request(payment: Payment) -> PaymentRequest:
     return PaymentRequest(
-        payment.id, payment.order_id, payment.amount_cents, payment.currency, payment.provider_payment_id
+        payment_id=payment.id,
+        order_id=payment.order_id,
+        provider=payment.provider,
+        amount_cents=payment.amount_cents,
+        currency=payment.currency,
+        provider_payment_id=payment.provider_payment_id,
+        # A payment recorded before expiries were is a sandbox payment, which sets none.
+        expires_at=payment.expires_at or payment.created_at,
     )
 
 
-def create_at_provider(
-    provider: PaymentProvider, request: PaymentRequest, callback_url: str
-) -> ProviderPayment:
-    return provider.create_payment(
+def callback_url(public_url: str, provider: str) -> str:
+    """Where the provider sends its notifications: the webhook of that provider."""
+    return f"{public_url}/api/v1/payments/webhooks/{provider}"
+
+
+def create_at_provider(providers: Providers, request: PaymentRequest, public_url: str) -> ProviderPayment:
+    return providers[request.provider].create_payment(
         reference=request.order_id,
         amount_cents=request.amount_cents,
         currency=request.currency,
-        callback_url=callback_url,
+        callback_url=callback_url(public_url, request.provider),
         idempotency_key=request.payment_id,
+        expires_at=request.expires_at,
     )
 
 
@@ -80,9 +110,9 @@ def record_created(uow: UnitOfWork, order_id: str, created: ProviderPayment) -> 
 
 
 def void_at_provider(
-    provider: PaymentProvider,
+    providers: Providers,
     request: PaymentRequest,
-    callback_url: str,
+    public_url: str,
     known: ProviderPayment | None = None,
 ) -> PaymentStatus:
     """Void the payment at the provider and say what it ended as.
@@ -91,9 +121,10 @@ def void_at_provider(
     create again with the same idempotency key returns that payment, which is then voided.
     A payment the provider already settled is reported as it is: the caller decides (refund).
     """
+    provider = providers[request.provider]
     provider_id = known.id if known else request.provider_payment_id
     if provider_id is None:
-        provider_id = create_at_provider(provider, request, callback_url).id
+        provider_id = create_at_provider(providers, request, public_url).id
     try:
         return provider.void_payment(provider_id).status
     except ProviderRejected as rejected:

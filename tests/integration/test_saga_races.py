@@ -80,7 +80,7 @@ def test_a_cancel_while_confirm_runs_waits_for_it_and_is_refused(world: World) -
     with world.db.uow() as uow:
         whole = coupons.create_coupon(uow, world.user_id, 10**6, 0, None).id  # nothing left to pay
     placed = orders.place_order(
-        world.db.uow, world.engine, world.user_id, [orders.Line(world.goods_id, 1)], whole
+        world.db.uow, world.engine, orders.NewOrder(world.user_id, [orders.Line(world.goods_id, 1)], whole)
     )
     order_id, saga_id = placed.order.id, placed.order.saga.id  # type: ignore[union-attr]
     world.engine.run_action(saga_id, "reserve_stock")
@@ -163,9 +163,7 @@ def test_a_stalled_request_whose_key_was_taken_over_makes_no_second_order(world:
             orders.place_order(
                 world.db.uow,
                 world.engine,
-                world.user_id,
-                [orders.Line(world.goods_id, 1)],
-                None,
+                orders.NewOrder(world.user_id, [orders.Line(world.goods_id, 1)]),
                 idempotency=orders.Idempotency("k", "h"),
             )
         return saga
@@ -175,9 +173,7 @@ def test_a_stalled_request_whose_key_was_taken_over_makes_no_second_order(world:
         orders.place_order(
             world.db.uow,
             world.engine,
-            world.user_id,
-            [orders.Line(world.goods_id, 1)],
-            None,
+            orders.NewOrder(world.user_id, [orders.Line(world.goods_id, 1)]),
             idempotency=orders.Idempotency("k", "h"),
         )
     except Exception as error:  # noqa: BLE001 - the stalled request loses; asserted below

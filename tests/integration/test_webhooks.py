@@ -17,6 +17,7 @@ from app.models.orders import Order
 from app.models.outbox import OutboxMessage
 from app.models.payments import Payment
 from app.models.webhooks import WebhookEvent
+from app.payments import Providers
 from app.services import coupons, goods, order_saga, orders, users
 from app.services.webhooks import expected_signature
 from sagas.engine import SagaEngine
@@ -31,7 +32,7 @@ from tests.support.webhooks import URL, event, signed
 def awaiting(app: Flask) -> Iterator[dict[str, Any]]:
     """An order in AWAITING_PAYMENT, driven there step by step with a fake provider."""
     app_state = runtime(app)
-    definition = order_saga.build(app_state.db.uow, FakeProvider(), app_state.settings)
+    definition = order_saga.build(app_state.db.uow, Providers([FakeProvider()]), app_state.settings)
     engine = SagaEngine(app_state.db.uow, {definition.name: definition})
     with app_state.db.uow() as uow:
         user_id = users.create_user(uow, "W", "hook@example.com").user.id
@@ -39,7 +40,9 @@ def awaiting(app: Flask) -> Iterator[dict[str, Any]]:
         goods_id = goods.create_goods(uow, "HOOK-1", "Tea", 1500, 5).id
     with app_state.db.uow() as uow:
         coupon_id = coupons.create_coupon(uow, user_id, 200, 0, None).id
-    placed = orders.place_order(app_state.db.uow, engine, user_id, [orders.Line(goods_id, 2)], coupon_id)
+    placed = orders.place_order(
+        app_state.db.uow, engine, orders.NewOrder(user_id, [orders.Line(goods_id, 2)], coupon_id)
+    )
     saga_id = placed.order.saga.id  # type: ignore[union-attr]
     for step in ("reserve_stock", "lock_coupon", "create_payment"):
         engine.run_action(saga_id, step)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from app.payments.port import PaymentStatus, ProviderPayment, ProviderRejected
 
@@ -17,7 +18,14 @@ class FakeProvider:
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     def create_payment(
-        self, *, reference: str, amount_cents: int, currency: str, callback_url: str, idempotency_key: str
+        self,
+        *,
+        reference: str,
+        amount_cents: int,
+        currency: str,
+        callback_url: str,
+        idempotency_key: str,
+        expires_at: datetime,
     ) -> ProviderPayment:
         self.calls.append(f"create {idempotency_key}")
         if idempotency_key in self.by_key:

@@ -12,6 +12,7 @@ from app.config import Settings
 from app.db import Database
 from app.extension import runtime
 from app.models.goods import Goods
+from app.payments import Providers
 from app.services import coupons, goods, order_saga, orders, users
 from sagas.engine import SagaEngine
 from sagas.models import Saga
@@ -31,9 +32,9 @@ class World:
         placed = orders.place_order(
             self.db.uow,
             self.engine,
-            self.user_id,
-            [orders.Line(self.goods_id, quantity)],
-            self.coupon_id if coupon else None,
+            orders.NewOrder(
+                self.user_id, [orders.Line(self.goods_id, quantity)], self.coupon_id if coupon else None
+            ),
         )
         assert placed.order.saga is not None
         return placed.order.id, placed.order.saga.id
@@ -60,7 +61,7 @@ def make_world(app: Flask) -> World:
     app_state = runtime(app)
     settings: Settings = app_state.settings
     provider = FakeProvider()
-    definition = order_saga.build(app_state.db.uow, provider, settings)
+    definition = order_saga.build(app_state.db.uow, Providers([provider]), settings)
     engine = SagaEngine(app_state.db.uow, {definition.name: definition})
     with app_state.db.uow() as uow:
         user_id = users.create_user(uow, "W", "w@example.com").user.id

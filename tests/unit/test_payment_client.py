@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ from app.payments import (
     ProviderRejected,
     ProviderUnavailable,
     SandboxProvider,
-    provider_for,
+    providers_for,
 )
 from tests.support.api import bearer
 from tests.support.env import SANDBOX_API_KEY
@@ -66,6 +67,7 @@ def create(provider: SandboxProvider, key: str = "order-1", amount_cents: int = 
         currency="CNY",
         callback_url=CALLBACK,
         idempotency_key=key,
+        expires_at=datetime.now(UTC) + timedelta(minutes=15),
     )
 
 
@@ -188,8 +190,8 @@ def test_the_idempotency_key_and_api_key_go_on_the_wire(serve: Callable[[WSGIApp
     assert payment.checkout_url is None
 
 
-def test_provider_for_builds_the_sandbox_adapter_from_settings(app: Flask) -> None:
+def test_providers_for_builds_the_sandbox_adapter_from_settings(app: Flask) -> None:
     settings = runtime(app).settings
-    provider = provider_for(settings)
+    provider = providers_for(settings).default
     assert isinstance(provider, SandboxProvider) and provider.name == "sandbox"
     assert provider.base_url == f"{settings.public_url}/sandbox"
