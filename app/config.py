@@ -146,6 +146,15 @@ def _currency(environ: Mapping[str, str]) -> str:
     return currency
 
 
+def _check_currency(payment_providers: tuple[str, ...], currency: str) -> None:
+    """Alipay and WeChat Pay domestic payments are in yuan only."""
+    for name in ("alipay", "wechatpay"):
+        if name in payment_providers and currency != "CNY":
+            raise ConfigError(
+                f"ORDERSAGA_CURRENCY must be CNY when ORDERSAGA_PAYMENT_PROVIDER enables {name}"
+            )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and check every setting; raise ConfigError on the first bad one."""
     environ = os.environ if environ is None else environ
@@ -156,6 +165,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     secrets = _secrets(environ, env)
     warning_given = get(environ, DEVELOPMENT_WARNING_GIVEN) is not None
     payment_providers = choices(environ, "ORDERSAGA_PAYMENT_PROVIDER", "sandbox", PAYMENT_PROVIDERS)
+    _check_currency(payment_providers, currency)
     return Settings(
         env=env,
         database_url=_database_url(environ),

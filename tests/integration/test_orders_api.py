@@ -264,3 +264,26 @@ def test_admin_saga_endpoints(client: FlaskClient, shop: dict[str, Any]) -> None
     assert_problem(
         client.get(f"/api/v1/admin/sagas/{saga_id}", headers=bearer(shop["buyer"]["token"])), 403, "forbidden"
     )
+
+
+@pytest.mark.parametrize("provider", ["stripe", "paypal", 1, None, ""], ids=repr)
+def test_a_payment_provider_that_is_not_enabled_is_422_naming_it(
+    client: FlaskClient, app: Flask, shop: dict[str, Any], provider: Any
+) -> None:
+    """This deployment enables only the sandbox: Stripe is a provider, but not one of its own."""
+    body = {"items": [{"goods_id": shop["tea"]["id"], "quantity": 1}], "payment_provider": provider}
+    response = _place(client, shop["buyer"]["token"], body, **{"Idempotency-Key": "k-provider"})
+    assert_problem(response, 422, "validation", "payment_provider")
+    assert _count(app, Order) == 0 and _count(app, IdempotencyKey) == 0
+
+
+def test_the_chosen_provider_is_kept_with_the_order(
+    client: FlaskClient, app: Flask, shop: dict[str, Any]
+) -> None:
+    lines = [{"goods_id": shop["tea"]["id"], "quantity": 1}]
+    chosen = _place(client, shop["buyer"]["token"], {"items": lines, "payment_provider": "sandbox"})
+    default = _place(client, shop["buyer"]["token"], {"items": lines})
+    assert chosen.status_code == default.status_code == 202
+    with runtime(app).db.uow() as uow:
+        kept = dict(uow.session.execute(select(Order.id, Order.payment_provider)).all())
+    assert kept == {chosen.get_json()["id"]: "sandbox", default.get_json()["id"]: "sandbox"}
