@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from app.config import Settings
+from app.payments.alipay import AlipayProvider
 from app.payments.port import (
     PaymentNotFound,
     PaymentProvider,
@@ -18,8 +19,10 @@ from app.payments.port import (
     ProviderUnavailable,
 )
 from app.payments.sandbox import SandboxProvider
+from app.payments.stripe_checkout import StripeProvider
 
 __all__ = [
+    "AlipayProvider",
     "PaymentNotFound",
     "PaymentProvider",
     "PaymentStatus",
@@ -29,6 +32,7 @@ __all__ = [
     "ProviderUnavailable",
     "Providers",
     "SandboxProvider",
+    "StripeProvider",
     "providers_for",
 ]
 
@@ -60,6 +64,11 @@ def providers_for(settings: Settings) -> Providers:
 
 
 def _adapter(name: str, settings: Settings) -> PaymentProvider:
+    providers = settings.providers
     if name == "sandbox":
         return SandboxProvider(f"{settings.public_url}/sandbox", settings.sandbox_api_key)
-    raise ValueError(f"unknown payment provider {name!r}")
+    if name == "alipay" and providers.alipay is not None:
+        return AlipayProvider(providers.alipay)
+    if name == "stripe" and providers.stripe is not None:
+        return StripeProvider(providers.stripe)
+    raise ValueError(f"payment provider {name!r} is enabled but not configured")

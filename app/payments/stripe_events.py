@@ -27,7 +27,10 @@ PAID = ("paid", "no_payment_required")
 SESSION_KINDS = {
     "checkout.session.async_payment_succeeded": NotificationKind.SUCCEEDED,
     "checkout.session.async_payment_failed": NotificationKind.FAILED,
-    "checkout.session.expired": NotificationKind.FAILED,
+    # Expired is not a failed payment: either the shop expired the session itself (voiding it on
+    # a cancellation or the payment timeout, which already decides the order) or Stripe did, at
+    # least 31 minutes after the shop's own deadline. Recording it as FAILED would hide VOIDED.
+    "checkout.session.expired": NotificationKind.IGNORED,
 }
 REFUND_EVENTS = ("refund.created", "refund.updated")
 
