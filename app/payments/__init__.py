@@ -20,6 +20,7 @@ from app.payments.port import (
 )
 from app.payments.sandbox import SandboxProvider
 from app.payments.stripe_checkout import StripeProvider
+from app.payments.wechatpay import WechatpayProvider
 
 __all__ = [
     "AlipayProvider",
@@ -33,6 +34,7 @@ __all__ = [
     "Providers",
     "SandboxProvider",
     "StripeProvider",
+    "WechatpayProvider",
     "providers_for",
 ]
 
@@ -69,6 +71,9 @@ def _adapter(name: str, settings: Settings) -> PaymentProvider:
         return SandboxProvider(f"{settings.public_url}/sandbox", settings.sandbox_api_key)
     if name == "alipay" and providers.alipay is not None:
         return AlipayProvider(providers.alipay)
+    if name == "wechatpay" and providers.wechatpay is not None:
+        refunds = f"{settings.public_url}/api/v1/payments/webhooks/wechatpay"
+        return WechatpayProvider(providers.wechatpay, refund_notify_url=refunds)
     if name == "stripe" and providers.stripe is not None:
         return StripeProvider(providers.stripe)
     raise ValueError(f"payment provider {name!r} is enabled but not configured")

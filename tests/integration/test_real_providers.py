@@ -219,8 +219,9 @@ def test_notifications_forged_stale_of_another_amount_or_repeated_change_nothing
         order = purchase.final()
         assert order["status"] == "CONFIRMED", (driver.name, order)
         assert purchase.stock() == (3, 0, 2), driver.name
-        events = stack.sql("SELECT count(*) FROM webhook_events WHERE provider = :p", p=driver.name)
-        assert events[0][0] >= 1, driver.name
+        payment = order["payment"]["provider_payment_id"]
+        events = stack.sql("SELECT id FROM webhook_events WHERE provider_payment_id = :p", p=payment)
+        assert len(events) == 1, (driver.name, events)  # the genuine one, once
 
 
 def test_provider_outages_and_timeouts_are_retried_and_end_well(shop: tuple[Stack, list[Driver]]) -> None:
@@ -232,6 +233,9 @@ def test_provider_outages_and_timeouts_are_retried_and_end_well(shop: tuple[Stac
     for driver, purchase in started:
         order = stack.wait_order(purchase.order_id, timeout=90)
         assert order["status"] == "AWAITING_PAYMENT", (driver.name, order)
+        steps = {step["name"]: step for step in stack.saga(order["saga"]["id"])["steps"]}
+        # A stand-in may serve the hang and a failure on one call: at least two calls failed.
+        assert steps["create_payment"]["attempts"] >= 3, (driver.name, steps["create_payment"])
         driver.pay(order)
     for driver, purchase in started:
         assert purchase.final()["status"] == "CONFIRMED", driver.name

@@ -14,8 +14,9 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from tests.support.keys import private_pem, rsa_key
-from tests.support.standins.alipay import AlipayStandIn
+from tests.support.standins.alipay import AlipayStandIn, beijing_time
 from tests.support.standins.stripe import StripeStandIn
+from tests.support.standins.wechatpay import Forgery, WechatpayStandin
 
 Order = dict[str, Any]
 Signed = tuple[dict[str, str], bytes]
@@ -201,7 +202,7 @@ class AlipayDriver:
         """A QR code closed before it was scanned stays payable at Alipay until its expiry."""
         with self.standin._lock:
             trade = self.standin.trades[alipay_trade(order)]
-            trade.scanned, trade.status = True, "TRADE_SUCCESS"
+            trade.scanned, trade.status, trade.gmt_payment = True, "TRADE_SUCCESS", beijing_time()
         self.standin.deliver(trade.out_trade_no, "paid")
 
     def state(self, order: Order) -> str:
@@ -234,5 +235,77 @@ class AlipayDriver:
         )
 
 
+def wechat_trade(order: Order) -> str:
+    return str(order["payment"]["provider_payment_id"])
+
+
+class WechatpayDriver:
+    name = "wechatpay"
+    notifies_declines = False
+    HANG_SECONDS = 11.0
+    STATES = {"SUCCESS": "SUCCEEDED", "REFUND": "REFUNDED", "CLOSED": "VOIDED", "PAYERROR": "FAILED"}
+
+    def __init__(self) -> None:
+        self.standin = WechatpayStandin().start()
+
+    def env(self, shop_url: str) -> dict[str, str]:
+        settings = self.standin.settings()
+        return {
+            "ORDERSAGA_WECHATPAY_MCHID": settings.mchid,
+            "ORDERSAGA_WECHATPAY_APPID": settings.appid,
+            "ORDERSAGA_WECHATPAY_PRIVATE_KEY": settings.private_key,
+            "ORDERSAGA_WECHATPAY_CERT_SERIAL_NO": settings.cert_serial_no,
+            "ORDERSAGA_WECHATPAY_APIV3_KEY": settings.apiv3_key,
+            "ORDERSAGA_WECHATPAY_PUBLIC_KEY": settings.public_key,
+            "ORDERSAGA_WECHATPAY_PUBLIC_KEY_ID": settings.public_key_id,
+            "ORDERSAGA_WECHATPAY_BASE_URL": settings.base_url,
+        }
+
+    def stop(self) -> None:
+        self.standin.stop()
+
+    def checkout_url_ok(self, url: str) -> bool:
+        return url.startswith("weixin://wxpay/bizpayurl?pr=")
+
+    def look(self, order: Order) -> None:
+        pass
+
+    def pay(self, order: Order, *, notify: bool = True) -> None:
+        self.standin.pay(wechat_trade(order), notify=notify)
+
+    def decline(self, order: Order) -> None:
+        self.standin.fail(wechat_trade(order))
+
+    def pay_on_close(self, order: Order) -> None:
+        self.standin.pay_when_closed(wechat_trade(order))
+
+    def pay_after_close(self, order: Order) -> None:
+        self.standin.pay(wechat_trade(order))  # the stand-in lets a closed order be paid
+
+    def state(self, order: Order) -> str:
+        return self.STATES.get(self.standin.order(wechat_trade(order)).trade_state, "PENDING")
+
+    def fail_next(self, count: int) -> None:
+        self.standin.fail_next(count, status=500)
+
+    def hang_next(self, count: int) -> None:
+        self.standin.hang_next(count, seconds=self.HANG_SECONDS)
+
+    def notification(
+        self, order: Order, *, forged: bool = False, stale: bool = False, **change: Any
+    ) -> Signed | None:
+        amount = {"total": order["payable_cents"], "payer_total": order["payable_cents"], "currency": "CNY"}
+        if "amount_cents" in change:
+            amount["total"] = change["amount_cents"]
+        if "currency" in change:
+            amount["currency"] = change["currency"]
+        keys = self.standin.keys
+        forgery = Forgery(
+            sign_with=keys.other_key if forged else None,
+            timestamp=int(time.time()) - 3600 if stale else None,
+        )
+        return self.standin.notification(wechat_trade(order), resource={"amount": amount}, forgery=forgery)
+
+
 def drivers() -> list[Driver]:
-    return [AlipayDriver(), StripeDriver()]
+    return [AlipayDriver(), WechatpayDriver(), StripeDriver()]
