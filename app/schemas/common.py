@@ -195,3 +195,5 @@ class ProblemSchema(ma.Schema):
     detail = fields.String()
     code = fields.String()
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    # Only in the WeChat Pay webhook's refusals, where WeChat Pay reads it: `detail` again.
+    message = fields.String(metadata={"description": "WeChat Pay's webhook only: the detail again."})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,7 +18,6 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from requests.structures import CaseInsensitiveDict
-from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from app.payments.alipay import AlipayProvider, refund_request_no
@@ -34,7 +32,8 @@ from app.payments.port import (
     ProviderRejected,
     ProviderUnavailable,
 )
-from tests.support.standins.alipay import AlipayStandIn, QuietHandler, key_pair
+from tests.support.standins.alipay import AlipayStandIn, key_pair
+from tests.support.standins.server import StandInServer
 
 CALLBACK = "http://127.0.0.1:9/api/v1/payments/webhooks/alipay"
 DEADLINE = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -61,13 +60,9 @@ class Sink:
     def __init__(self, failures: int = 0) -> None:
         self.bodies: list[tuple[dict[str, str], bytes]] = []
         self.failures = failures
-        self.server: BaseWSGIServer = make_server(
-            "127.0.0.1", 0, self.wsgi, threaded=True, request_handler=QuietHandler
-        )
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/api/v1/payments/webhooks/alipay"
+        self.server = StandInServer(self.wsgi, "alipay-webhook")
+        self.server.start()
+        self.url = f"{self.server.url}/api/v1/payments/webhooks/alipay"
 
     @Request.application  # type: ignore[misc]
     def wsgi(self, request: Request) -> Response:
@@ -84,8 +79,7 @@ class Sink:
         return self.bodies
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
 
 @pytest.fixture
@@ -450,15 +444,14 @@ def test_our_key_refused_by_alipay_is_unavailable_not_a_refusal(alipay: AlipaySt
     "body", [b"<html>gateway</html>", b"{}", b'{"alipay_trade_query_response": "x", "sign": "AAAA"}', b""]
 )
 def test_an_unreadable_answer_is_unavailable(alipay: AlipayStandIn, body: bytes) -> None:
-    garbled = make_server("127.0.0.1", 0, Response(body), threaded=True, request_handler=QuietHandler)
-    threading.Thread(target=garbled.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    garbled = StandInServer(Response(body), "garbled-gateway")
+    garbled.start()
     try:
-        gateway = f"http://127.0.0.1:{garbled.server_port}/gateway.do"
+        gateway = f"{garbled.url}/gateway.do"
         with pytest.raises(ProviderUnavailable):
             AlipayProvider(alipay.settings(gateway=gateway), timeout=SHORT).get_payment("pmt_1")
     finally:
-        garbled.shutdown()
-        garbled.server_close()
+        garbled.stop()
 
 
 # -- the wire, checked without the SDK ----------------------------------------------------------

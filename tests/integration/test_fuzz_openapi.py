@@ -29,6 +29,7 @@ from app import create_app
 from tests.support.api import ADMIN, bearer, create_user
 from tests.support.env import settings_for
 from tests.support.fuzzing import reproducible
+from tests.support.provider_env import all_providers_env
 
 
 def _cases() -> list[Any]:
@@ -66,5 +67,26 @@ def test_every_answer_keeps_the_document(app: Flask, method: str, path: str, mod
     def any_case(case: Any) -> None:
         for headers in (ADMIN, bearer(user["token"])):
             case.call_and_validate(headers=headers, checks=CHECKS)
+
+    any_case()
+
+
+@pytest.mark.parametrize("provider", ["alipay", "wechatpay", "stripe"])
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
+def test_the_real_providers_webhooks_keep_the_document_when_enabled(
+    pg_url: str, redis_url: str, provider: str, mode: GenerationMode
+) -> None:
+    """With the providers enabled, a fuzzed notification reaches the adapter's verification:
+    none is signed, so each is refused, and never with a 5xx."""
+    app = create_app(settings_for(pg_url, redis_url, **all_providers_env()))
+    operation = schemathesis.openapi.from_wsgi("/api/openapi.json", app)[
+        f"/api/v1/payments/webhooks/{provider}"
+    ]["POST"]
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @reproducible(EXAMPLES)
+    def any_case(case: Any) -> None:
+        response = case.call_and_validate(checks=CHECKS)
+        assert response.status_code in (400, 422), (response.status_code, response.text)
 
     any_case()

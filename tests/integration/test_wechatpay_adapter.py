@@ -5,7 +5,6 @@ Neither PostgreSQL nor Redis: only the adapter, the SDK and the stand-in's HTTP 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -14,7 +13,6 @@ from typing import Any, cast
 import pytest
 from cryptography.hazmat.primitives import serialization
 from requests.structures import CaseInsensitiveDict
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from app.payments.port import (
@@ -29,6 +27,7 @@ from app.payments.port import (
     ProviderUnavailable,
 )
 from app.payments.wechatpay import WechatpayProvider
+from tests.support.standins.server import StandInServer
 from tests.support.standins.wechatpay import Forgery, StandinKeys, WechatpayStandin
 
 CALLBACK = "https://shop.example/api/v1/payments/webhooks/wechatpay"
@@ -81,8 +80,8 @@ class Receiver:
         self.provider = provider
         self.failures = failures
         self.notifications: list[Notification] = []
-        self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/api/v1/payments/webhooks/wechatpay"
+        self.server = StandInServer(self.wsgi, "wechatpay-webhook")
+        self.url = f"{self.server.url}/api/v1/payments/webhooks/wechatpay"
 
     def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)
@@ -109,11 +108,9 @@ class Receiver:
 @pytest.fixture
 def receiver(provider: WechatpayProvider) -> Iterator[Receiver]:
     webhook = Receiver(provider, failures=1)
-    thread = threading.Thread(target=webhook.server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
+    webhook.server.start()
     yield webhook
-    webhook.server.shutdown()
-    webhook.server.server_close()
+    webhook.server.stop()
 
 
 # -- create ------------------------------------------------------------------------------------

@@ -10,36 +10,10 @@ import pytest
 from app.config import load_settings
 from app.setting_values import ConfigError
 from tests.support.env import service_env
-from tests.support.keys import private_pem, public_pem, rsa_key
+from tests.support.keys import private_pem, rsa_key
+from tests.support.provider_env import alipay_env, stripe_env, wechatpay_env
 
 BASE = service_env("sqlite:///var/never-created.sqlite3", "redis://127.0.0.1:6379/0")
-
-
-def alipay_env() -> dict[str, str]:
-    return {
-        "ORDERSAGA_ALIPAY_APP_ID": "2021000000000001",
-        "ORDERSAGA_ALIPAY_PRIVATE_KEY": private_pem(rsa_key("app")),
-        "ORDERSAGA_ALIPAY_PUBLIC_KEY": public_pem(rsa_key("alipay")),
-    }
-
-
-def wechatpay_env() -> dict[str, str]:
-    return {
-        "ORDERSAGA_WECHATPAY_MCHID": "1900000001",
-        "ORDERSAGA_WECHATPAY_APPID": "wx0000000000000001",
-        "ORDERSAGA_WECHATPAY_PRIVATE_KEY": private_pem(rsa_key("merchant")),
-        "ORDERSAGA_WECHATPAY_CERT_SERIAL_NO": "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",
-        "ORDERSAGA_WECHATPAY_APIV3_KEY": "0123456789abcdef0123456789abcdef",
-        "ORDERSAGA_WECHATPAY_PUBLIC_KEY": public_pem(rsa_key("wechatpay")),
-        "ORDERSAGA_WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0119000000012025010100000000000001",
-    }
-
-
-def stripe_env() -> dict[str, str]:
-    return {
-        "ORDERSAGA_STRIPE_SECRET_KEY": "sk_test_0123456789abcdef",
-        "ORDERSAGA_STRIPE_WEBHOOK_SECRET": "whsec_0123456789abcdef",
-    }
 
 
 def test_the_sandbox_alone_needs_no_provider_settings() -> None:

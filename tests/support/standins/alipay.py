@@ -38,18 +38,16 @@ from urllib.parse import parse_qsl
 
 import requests
 from alipay import AliPay
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from app.payment_settings import AlipaySettings
 from app.payments.alipay_wire import BEIJING, TIME_FORMAT, cents, yuan
+from tests.support.keys import new_rsa_key, private_pem, public_pem
+from tests.support.standins.server import StandInServer
 
 APP_ID = "2021000123456789"
 SELLER_ID = "2088102000000001"
 BUYER_ID = "2088102000000002"
-DELIVERY_DEADLINE = 30.0
 FEE_LIMIT_CENTS = 100_000_000_00  # precreate refuses more than 100,000,000.00 yuan
 
 Answer = dict[str, Any]
@@ -57,14 +55,8 @@ Answer = dict[str, Any]
 
 def key_pair() -> tuple[str, str]:
     """(private PEM, public PEM) of a fresh RSA 2048 key."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private.decode(), public.decode()
+    key = new_rsa_key()
+    return private_pem(key), public_pem(key)
 
 
 def beijing_time(at: float | None = None) -> str:
@@ -73,11 +65,6 @@ def beijing_time(at: float | None = None) -> str:
 
 def business(sub_code: str, sub_msg: str) -> Answer:
     return {"code": "40004", "msg": "Business Failed", "sub_code": sub_code, "sub_msg": sub_msg}
-
-
-class QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        """Not a line per request on the test's output."""
 
 
 @dataclass
@@ -140,7 +127,6 @@ class AlipayStandIn:
         self.received: list[Received] = []
         self.deliveries: list[Delivery] = []
         self._lock = threading.RLock()
-        self._stopping = threading.Event()
         # Scripted answers, each (method or None for any, what): taken by the next request.
         self._failures: list[tuple[str | None, int]] = []
         self._hangs: list[tuple[str | None, float]] = []
@@ -148,26 +134,16 @@ class AlipayStandIn:
         self._pay_on_close: set[str] = set()
         self._refund_queries_processing = 0
         self._ids = itertools.count(1)
-        self._server: BaseWSGIServer | None = None
-        self._threads: list[threading.Thread] = []
+        self.server = StandInServer(self._wsgi, "alipay-standin")
 
     # -- the server ---------------------------------------------------------------------------
 
     def start(self) -> AlipayStandIn:
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=QuietHandler)
-        thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        thread.start()
+        self.server.start()
         return self
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        for thread in self._threads:
-            thread.join(timeout=2)
+        self.server.stop()
 
     def __enter__(self) -> AlipayStandIn:
         return self.start()
@@ -177,8 +153,7 @@ class AlipayStandIn:
 
     @property
     def gateway(self) -> str:
-        assert self._server is not None, "start() the stand-in first"
-        return f"http://127.0.0.1:{self._server.server_port}/gateway.do"
+        return f"{self.server.url}/gateway.do"
 
     def settings(self, **changes: str) -> AlipaySettings:
         """The shop's settings for this stand-in: our app's id and private key, Alipay's public key."""
@@ -283,33 +258,27 @@ class AlipayStandIn:
     def deliver(self, out_trade_no: str, kind: str) -> Delivery:
         """POST the notification to the trade's notify_url in the background, as Alipay does:
         again (re-signed, the same notify_id) after a short backoff until a 2xx, for at most
-        DELIVERY_DEADLINE seconds."""
+        DELIVERY_SECONDS."""
         with self._lock:
             url = self.trades[out_trade_no].notify_url
             assert url, "the trade was precreated without a notify_url"
             delivery = Delivery(out_trade_no, kind, url)
             self.deliveries.append(delivery)
         notify_id = f"{hashlib.sha256(f'{out_trade_no}:{kind}'.encode()).hexdigest()[:32]}"
-        thread = threading.Thread(target=self._deliver, args=(delivery, notify_id), daemon=True)
-        self._threads.append(thread)
-        thread.start()
+        self.server.deliver(lambda: self._deliver_once(delivery, notify_id))
         return delivery
 
-    def _deliver(self, delivery: Delivery, notify_id: str) -> None:
-        deadline, backoff = time.monotonic() + DELIVERY_DEADLINE, 0.05
-        while not self._stopping.is_set() and time.monotonic() < deadline:
-            headers, body = self.notification(delivery.out_trade_no, delivery.kind, notify_id=notify_id)
-            delivery.attempts += 1
-            try:
-                response = requests.post(delivery.url, data=body, headers=headers, timeout=(1.0, 2.0))
-                delivery.status = response.status_code
-                if response.ok:
-                    delivery.done = True
-                    return
-            except requests.RequestException:
-                delivery.status = None
-            self._stopping.wait(backoff)
-            backoff = min(backoff * 2, 1.0)
+    def _deliver_once(self, delivery: Delivery, notify_id: str) -> bool:
+        headers, body = self.notification(delivery.out_trade_no, delivery.kind, notify_id=notify_id)
+        delivery.attempts += 1
+        try:
+            response = requests.post(delivery.url, data=body, headers=headers, timeout=(1.0, 2.0))
+        except requests.RequestException:
+            delivery.status = None
+            return False
+        delivery.status = response.status_code
+        delivery.done = response.ok
+        return delivery.done
 
     def _notification_fields(self, trade: Trade, kind: str) -> dict[str, str]:
         statuses = {"paid": "TRADE_SUCCESS", "finished": "TRADE_FINISHED", "closed": "TRADE_CLOSED"}
@@ -367,7 +336,7 @@ class AlipayStandIn:
             return Response("<html><body>gateway busy</body></html>", status=status, mimetype="text/html")
         raw = self._answer(params)
         if hang:
-            self._stopping.wait(hang)
+            self.server.stopping.wait(hang)
         return Response(raw, content_type="text/html;charset=utf-8")
 
     def _answer(self, params: dict[str, str]) -> str:

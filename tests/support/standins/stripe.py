@@ -13,7 +13,7 @@ calls are served:
 Events are signed as Stripe signs them (`Stripe-Signature: t=...,v1=HMAC-SHA256("t.body")`),
 with the SDK's own test helper `stripe.WebhookSignature.generate_signature_header`, and POSTed
 to `webhook_url` (Stripe has one endpoint per account, not a notify URL per payment), in a
-background thread, retried with a short backoff until a 2xx, for at most DELIVERY_DEADLINE.
+background thread, retried with a short backoff until a 2xx, for at most DELIVERY_SECONDS.
 
 A test drives it with `pay`, `decline`, `pay(delayed=True)` + `settle`, `expire_now`,
 `refund_stays_pending`, `fail_next`, `hang_next`, `pay_when_expired`, and builds forged ones
@@ -33,12 +33,11 @@ from typing import Any
 
 import requests
 import stripe
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from app.payment_settings import StripeSettings
+from tests.support.standins.server import StandInServer
 
-DELIVERY_DEADLINE = 30.0  # seconds: how long one event is retried
 API_VERSION = "2025-08-27.basil"
 MIN_EXPIRY, MAX_EXPIRY = 30 * 60, 24 * 3600
 
@@ -83,11 +82,6 @@ def nested(flat: dict[str, str]) -> Json:
     return root
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
 def _new_id(prefix: str) -> str:
     return f"{prefix}_test_{secrets.token_hex(12)}"
 
@@ -114,27 +108,16 @@ class StripeStandIn:
         self._hang_next = 0
         self._refund_pending_reads = 0
         self._pay_on_expire: set[str] = set()
-        self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._server: BaseWSGIServer | None = None
+        self.server = StandInServer(self._wsgi, "stripe-standin")
 
     # -- life ------------------------------------------------------------------------------
 
     def start(self) -> StripeStandIn:
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
-        thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="stripe-standin", daemon=True
-        )
-        thread.start()
+        self.server.start()
         return self
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        for thread in self._threads:
-            thread.join(timeout=5)
+        self.server.stop()
 
     def __enter__(self) -> StripeStandIn:
         return self.start()
@@ -144,8 +127,7 @@ class StripeStandIn:
 
     @property
     def api_base(self) -> str:
-        assert self._server is not None, "start() the stand-in first"
-        return f"http://127.0.0.1:{self._server.server_port}"
+        return self.server.url
 
     def settings(self) -> StripeSettings:
         return StripeSettings(
@@ -361,27 +343,19 @@ class StripeStandIn:
             return
         delivery = Delivery(event["id"], event_type)
         self.deliveries.append(delivery)
-        thread = threading.Thread(
-            target=self._deliver, args=(self.webhook_url, json.dumps(event).encode(), delivery), daemon=True
-        )
-        self._threads.append(thread)
-        thread.start()
+        url, body = self.webhook_url, json.dumps(event).encode()
+        self.server.deliver(lambda: self._deliver_once(url, body, delivery))
 
-    def _deliver(self, url: str, body: bytes, delivery: Delivery) -> None:
-        deadline, pause = time.monotonic() + DELIVERY_DEADLINE, 0.05
-        while not self._stopping.is_set() and time.monotonic() < deadline:
-            try:
-                # Signed afresh at each attempt, as Stripe does: a retry is no replay.
-                answer = requests.post(url, data=body, headers=self.sign(body), timeout=5)
-                status: int | str = answer.status_code
-            except requests.RequestException as error:
-                status = type(error).__name__
-            delivery.attempts.append(status)
-            if isinstance(status, int) and 200 <= status < 300:
-                delivery.delivered = True
-                return
-            self._stopping.wait(pause)
-            pause = min(pause * 2, 1.0)
+    def _deliver_once(self, url: str, body: bytes, delivery: Delivery) -> bool:
+        try:
+            # Signed afresh at each attempt, as Stripe does: a retry is no replay.
+            answer = requests.post(url, data=body, headers=self.sign(body), timeout=5)
+        except requests.RequestException as error:
+            delivery.attempts.append(type(error).__name__)
+            return False
+        delivery.attempts.append(answer.status_code)
+        delivery.delivered = 200 <= answer.status_code < 300
+        return delivery.delivered
 
     # -- the HTTP side --------------------------------------------------------------------------
 
@@ -397,7 +371,7 @@ class StripeStandIn:
             self._hang_next -= 1 if hang else 0
             fail = self._fail_next.pop(0) if self._fail_next else None
         if hang:
-            self._stopping.wait(self.hang_seconds)
+            self.server.stopping.wait(self.hang_seconds)
         status, body = self._answer(request, form, fail)
         response = Response(json.dumps(body), status=status, content_type="application/json")
         response.headers["Request-Id"] = _new_id("req")
@@ -555,22 +529,18 @@ class WebhookSink:
         self.received: list[tuple[dict[str, str], bytes]] = []
         self._statuses = list(statuses)
         self._lock = threading.Lock()
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="webhook-sink", daemon=True
-        )
+        self.server = StandInServer(self._wsgi, "webhook-sink")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}/api/v1/payments/webhooks/stripe"
+        return f"{self.server.url}/api/v1/payments/webhooks/stripe"
 
     def __enter__(self) -> WebhookSink:
-        self._thread.start()
+        self.server.start()
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.server.stop()
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[tuple[dict[str, str], bytes]]:
         deadline = time.monotonic() + timeout

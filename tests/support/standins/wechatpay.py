@@ -44,16 +44,16 @@ from cryptography.x509.oid import NameOID
 from wechatpayv3.utils import rsa_sign
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from app.payment_settings import WechatpaySettings
+from tests.support.keys import new_rsa_key, private_pem, public_pem
+from tests.support.standins.server import StandInServer
 
 MCHID = "1900000109"
 APPID = "wxd678efh567hg6787"
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
 CHINA = timezone(timedelta(hours=8))
-DELIVERY_SECONDS = 30.0
 ALPHANUMERIC = string.ascii_letters + string.digits
 
 URLS = Map(
@@ -75,24 +75,6 @@ def _now_text() -> str:
     return datetime.now(CHINA).isoformat(timespec="seconds")
 
 
-def _new_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _private_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-
-
-def _public_pem(key: rsa.RSAPrivateKey) -> str:
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-
-
 @dataclass(frozen=True)
 class StandinKeys:
     """The merchant's key pair (the shop's settings get the private half) and WeChat Pay's.
@@ -106,7 +88,7 @@ class StandinKeys:
 
     @classmethod
     def generate(cls) -> StandinKeys:
-        return cls(_new_key(), _random(40, "0123456789ABCDEF"), _new_key(), _random(32), _new_key())
+        return cls(new_rsa_key(), _random(40, "0123456789ABCDEF"), new_rsa_key(), _random(32), new_rsa_key())
 
 
 def _self_signed(key: rsa.RSAPrivateKey) -> x509.Certificate:
@@ -222,7 +204,7 @@ class WechatpayStandin:
             self.public_key_pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
             self.public_key_id = format(certificate.serial_number, "X")
         elif mode == "public_key":
-            self.public_key_pem = _public_pem(self.keys.platform_key)
+            self.public_key_pem = public_pem(self.keys.platform_key)
             self.public_key_id = "PUB_KEY_ID_0114" + _random(20, string.digits)
         else:
             raise ValueError(f"unknown mode {mode!r}")
@@ -232,21 +214,17 @@ class WechatpayStandin:
         self.deliveries: list[Delivery] = []
         self._faults = _Faults()
         self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
-        self.base_url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
+        self.server = StandInServer(self._wsgi, "wechatpay-standin")
+        self.base_url = self.server.url
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> WechatpayStandin:
-        self._thread.start()
+        self.server.start()
         return self
 
     def stop(self) -> None:
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self.server.stop()
 
     def __enter__(self) -> WechatpayStandin:
         return self.start()
@@ -258,7 +236,7 @@ class WechatpayStandin:
         values: dict[str, Any] = {
             "mchid": self.mchid,
             "appid": self.appid,
-            "private_key": _private_pem(self.keys.merchant_key),
+            "private_key": private_pem(self.keys.merchant_key),
             "cert_serial_no": self.keys.merchant_serial,
             "apiv3_key": self.keys.apiv3_key,
             "public_key": self.public_key_pem,
@@ -382,26 +360,16 @@ class WechatpayStandin:
         delivery = Delivery(url, json.loads(raw)["id"])
         with self._lock:
             self.deliveries.append(delivery)
-        threading.Thread(target=self._deliver, args=(delivery, headers, raw), daemon=True).start()
+        self.server.deliver(lambda: self._deliver_once(delivery, headers, raw), done=delivery.done.set)
         return delivery
 
-    def _deliver(self, delivery: Delivery, headers: dict[str, str], raw: bytes) -> None:
-        deadline, pause = time.monotonic() + DELIVERY_SECONDS, 0.05
+    def _deliver_once(self, delivery: Delivery, headers: dict[str, str], raw: bytes) -> bool:
         try:
-            while not self._stopping.is_set() and time.monotonic() < deadline:
-                try:
-                    status = requests.post(
-                        delivery.url, data=raw, headers=headers, timeout=(1, 5)
-                    ).status_code
-                except requests.RequestException:
-                    status = 0
-                delivery.statuses.append(status)
-                if 200 <= status < 300:
-                    return
-                self._stopping.wait(pause)
-                pause = min(pause * 2, 1.0)
-        finally:
-            delivery.done.set()
+            status = requests.post(delivery.url, data=raw, headers=headers, timeout=(1, 5)).status_code
+        except requests.RequestException:
+            status = 0
+        delivery.statuses.append(status)
+        return 200 <= status < 300
 
     def _resource(self, out_trade_no: str, event_type: str) -> dict[str, Any]:
         order = self.orders.get(out_trade_no)
@@ -454,7 +422,7 @@ class WechatpayStandin:
             )
             hang = _take(self._faults.hang, request.method) or 0.0
         if hang:
-            self._stopping.wait(hang)
+            self.server.stopping.wait(hang)
         response = self._answer(request, raw, body)
         return response(environ, start_response)
 
