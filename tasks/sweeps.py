@@ -3,7 +3,8 @@
 It sends outbox messages that were never sent (the broker was down after a commit) and
 re-drives sagas that have not moved for ORDERSAGA_SAGA_STALE_SECONDS (a worker died, or the
 broker lost its messages). It also times out orders whose payment deadline passed without their
-ETA task, returns an ended flash sale's unsold units, and purges outbox messages sent longer
+ETA task, queues again the refunds of money held for cancelled orders that have not moved for
+as long, returns an ended flash sale's unsold units, and purges outbox messages sent longer
 ago than ORDERSAGA_OUTBOX_RETENTION_SECONDS. Every part is safe to run twice at once.
 """
 
@@ -40,6 +41,7 @@ def sweep_once(runtime: Runtime) -> dict[str, int]:
         "redriven": lambda: runtime.engine.redrive_stale(stale),
         "overdue": lambda: _time_out_overdue(runtime),
         "flash_units_returned": lambda: _settle_flash_sales(runtime),
+        "refunds_requeued": lambda: _requeue_refunds(runtime, stale),
         "purged": lambda: runtime.relay.purge_sent(retention) if runtime.relay is not None else 0,
     }
     counts: dict[str, int] = {}
@@ -55,6 +57,11 @@ def sweep_once(runtime: Runtime) -> dict[str, int]:
     if failures:
         raise failures[0]
     return counts
+
+
+def _requeue_refunds(runtime: Runtime, stale: timedelta) -> int:
+    with runtime.db.uow() as uow:
+        return payment_events.queue_unfinished_refunds(uow, stale)
 
 
 def _settle_flash_sales(runtime: Runtime) -> int:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import outbox
@@ -207,6 +208,33 @@ def overdue_orders(uow: UnitOfWork, limit: int = 200) -> list[tuple[str, str]]:
 
 
 # -- late money -------------------------------------------------------------------------------
+
+
+def queue_unfinished_refunds(uow: UnitOfWork, older_than: timedelta, limit: int = 200) -> int:
+    """Queue the refund again for money still held for a cancelled order, `older_than` after the
+    payment last moved: the backstop for a refund whose task ran out of retries (a real
+    provider's refund can stay in progress for hours) or was lost with the broker. Queuing
+    touches the payment, so each waits `older_than` again before its next turn."""
+    now = utcnow()
+    order_ids = list(
+        uow.session.scalars(
+            select(Order.id)
+            .join(Payment, Payment.order_id == Order.id)
+            .where(
+                Order.status == CANCELLED,
+                Payment.status == payment_status.SUCCEEDED,
+                Payment.updated_at <= now - older_than,
+            )
+            .order_by(Payment.updated_at)
+            .limit(limit)
+        )
+    )
+    for order_id in order_ids:
+        outbox.add(uow, REFUND_TASK, {"order_id": order_id}, "payments")
+    if order_ids:
+        uow.session.execute(update(Payment).where(Payment.order_id.in_(order_ids)).values(updated_at=now))
+    uow.commit()
+    return len(order_ids)
 
 
 def refund_late_payment(

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.extension import runtime
 from app.models.orders import Order
@@ -18,8 +19,10 @@ from app.models.outbox import OutboxMessage
 from app.models.payments import Payment
 from app.models.webhooks import WebhookEvent
 from app.payments import Providers
-from app.services import coupons, goods, order_saga, orders, users
+from app.services import coupons, goods, order_saga, orders, payment_events, users
+from app.services.payment_events import REFUND_TASK
 from app.services.webhooks import expected_signature
+from app.timeutil import utcnow
 from sagas.engine import SagaEngine
 from sagas.models import Saga
 from tests.support.api import assert_problem
@@ -160,3 +163,29 @@ def test_a_failed_payment_cancels_and_compensates(
     raw, headers = signed(event(awaiting, event_id="evt_late"))
     assert client.post(URL, data=raw, headers=headers).status_code == 200
     assert _state(app, awaiting)[0] == "CANCELLING"
+
+
+def test_the_sweep_queues_again_a_refund_that_never_finished(app: Flask, awaiting: dict[str, Any]) -> None:
+    """Money held for a cancelled order whose refund task gave up: after the stale time the sweep
+    queues the refund again, once per stale time, and leaves everything else alone."""
+    with runtime(app).db.uow() as uow:
+        uow.session.execute(update(Order).where(Order.id == awaiting["order_id"]).values(status="CANCELLED"))
+        uow.session.execute(
+            update(Payment)
+            .where(Payment.order_id == awaiting["order_id"])
+            .values(status="SUCCEEDED", updated_at=utcnow() - timedelta(minutes=5))
+        )
+        uow.commit()
+
+    def refunds_queued() -> list[str]:
+        with runtime(app).db.uow() as uow:
+            rows = uow.session.scalars(select(OutboxMessage).where(OutboxMessage.task == REFUND_TASK))
+            return [row.kwargs["order_id"] for row in rows]
+
+    stale = timedelta(minutes=2)
+    with runtime(app).db.uow() as uow:
+        assert payment_events.queue_unfinished_refunds(uow, stale) == 1
+    assert refunds_queued() == [awaiting["order_id"]]
+    with runtime(app).db.uow() as uow:
+        assert payment_events.queue_unfinished_refunds(uow, stale) == 0  # its turn comes again later
+    assert refunds_queued() == [awaiting["order_id"]]
