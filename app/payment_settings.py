@@ -99,13 +99,21 @@ def _wechatpay(environ: Mapping[str, str]) -> WechatpaySettings:
         raise ConfigError(
             "ORDERSAGA_WECHATPAY_PUBLIC_KEY_ID must be a PUB_KEY_ID_... or a platform certificate's serial"
         )
+    public_key = rsa_public_key(environ, "ORDERSAGA_WECHATPAY_PUBLIC_KEY", why, certificate_ok=True)
+    if "BEGIN CERTIFICATE" in public_key:
+        certificate_serial = x509.load_pem_x509_certificate(public_key.encode()).serial_number
+        if format(certificate_serial, "X") != public_key_id.upper().lstrip("0"):
+            raise ConfigError(
+                "ORDERSAGA_WECHATPAY_PUBLIC_KEY_ID must be the serial of the platform certificate "
+                "in ORDERSAGA_WECHATPAY_PUBLIC_KEY"
+            )
     return WechatpaySettings(
         mchid=mchid,
         appid=required(environ, "ORDERSAGA_WECHATPAY_APPID", why),
         private_key=rsa_private_key(environ, "ORDERSAGA_WECHATPAY_PRIVATE_KEY", why),
         cert_serial_no=serial.upper(),
         apiv3_key=apiv3_key,
-        public_key=rsa_public_key(environ, "ORDERSAGA_WECHATPAY_PUBLIC_KEY", why, certificate_ok=True),
+        public_key=public_key,
         public_key_id=public_key_id,
         base_url=_base_url(environ, "ORDERSAGA_WECHATPAY_BASE_URL", WECHATPAY_BASE_URL),
     )

@@ -82,6 +82,7 @@ class AlipayProvider:
     connection per call, so an instance may be shared across threads."""
 
     name = "alipay"
+    keyed_by_our_id = True
 
     def __init__(self, settings: AlipaySettings, timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
         self.app_id = settings.app_id

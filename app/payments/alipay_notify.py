@@ -107,6 +107,8 @@ def _kind(fields: dict[str, str], total: int) -> NotificationKind:
         return NotificationKind.IGNORED
     if status in PAID:
         return NotificationKind.SUCCEEDED
-    if status == CLOSED:  # closed unpaid: expired (time_expire) or closed by us
-        return NotificationKind.FAILED
-    return NotificationKind.IGNORED  # WAIT_BUYER_PAY, or a status we do not act on
+    # Closed unpaid is no failed payment: either the shop closed it (a cancellation, or the
+    # timeout, which decide the order themselves) or Alipay did at `time_expire`, which is the
+    # payment's deadline, where the shop's own timeout asks and cancels (payment_timeout).
+    # WAIT_BUYER_PAY, and any status we do not act on, change nothing either.
+    return NotificationKind.IGNORED

@@ -106,6 +106,9 @@ class Notification:
 
 class PaymentProvider(Protocol):
     name: str
+    # Whether the provider names a payment by the shop's own payment id (its merchant order
+    # number, `out_trade_no`): then a payment can be voided without the answer to its creation.
+    keyed_by_our_id: bool
 
     def create_payment(
         self,

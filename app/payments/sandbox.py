@@ -46,6 +46,7 @@ class SandboxProvider:
     """
 
     name = "sandbox"
+    keyed_by_our_id = False
 
     def __init__(
         self,

@@ -10,7 +10,6 @@ The SDK's global `stripe.api_key` is never set: each instance holds its own `Str
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, cast
@@ -56,6 +55,7 @@ class StripeProvider:
     """Build one per process, after any fork: it holds a pooled HTTP client."""
 
     name = "stripe"
+    keyed_by_our_id = False
 
     def __init__(
         self,
@@ -63,11 +63,9 @@ class StripeProvider:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         *,
         max_network_retries: int = DEFAULT_NETWORK_RETRIES,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self._secrets = (settings.secret_key, settings.webhook_secret)
         self._webhook_secret = settings.webhook_secret
-        self._clock = clock
         self.timeout = timeout
         self._http = stripe.RequestsClient(timeout=timeout)
         self._client = stripe.StripeClient(
@@ -95,7 +93,7 @@ class StripeProvider:
             payment_id=payment_id,
             return_url=return_url(callback_url, reference),
         )
-        params["expires_at"] = session_expiry(expires_at, self._clock())
+        params["expires_at"] = session_expiry(expires_at)
         session = self._call(
             "create session",
             lambda: self._client.v1.checkout.sessions.create(
@@ -189,15 +187,14 @@ def return_url(callback_url: str, reference: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/api/v1/orders/{quote(reference, safe='')}"
 
 
-def session_expiry(expires_at: datetime, now: float) -> int:
-    """The session's `expires_at`, unix seconds: our deadline where Stripe allows it, else 31
-    minutes past it (the saga expires the session itself at the deadline). A function of the
-    deadline alone once it is that near, so that a retried create sends the same parameters
-    under the same Idempotency-Key (Stripe refuses a key reused with other parameters)."""
-    deadline = int(expires_at.timestamp())
-    if deadline >= now + MIN_SESSION_SECONDS:
-        return deadline
-    return deadline + MIN_SESSION_SECONDS
+def session_expiry(expires_at: datetime) -> int:
+    """The session's `expires_at`, unix seconds: 31 minutes past our deadline, since Stripe
+    refuses a session that expires sooner than 30 minutes after its creation (the saga expires
+    the session itself at the deadline). A function of the deadline alone, so that a retried
+    create sends the same parameters under the same Idempotency-Key: Stripe refuses a key
+    reused with other ones. (A deadline more than 23 h 29 min away would pass Stripe's 24-hour
+    limit, and is refused.)"""
+    return int(expires_at.timestamp()) + MIN_SESSION_SECONDS
 
 
 def _session_params(

@@ -62,6 +62,7 @@ class WechatpayProvider:
     """
 
     name = "wechatpay"
+    keyed_by_our_id = True
 
     def __init__(
         self,
@@ -146,13 +147,13 @@ class WechatpayProvider:
         # The close's 204 proves nothing (the buyer may have paid while it was in flight):
         # only the query after it says what the payment is.
         payment = self.get_payment(provider_payment_id)
-        if payment.status is PaymentStatus.SUCCEEDED:
+        # REFUND says only that a refund was started: the caller's refund (under the same refund
+        # number) says when it is done, so both are reported as paid.
+        if payment.status in (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED):
             raise ProviderRejected(
-                "wechatpay: the payment was paid, not closed", code="ORDERPAID", status_now=payment.status
-            )
-        if payment.status is PaymentStatus.REFUNDED:
-            raise ProviderRejected(
-                "wechatpay: the payment was paid and refunded", code="REFUND", status_now=payment.status
+                "wechatpay: the payment was paid, not closed",
+                code="ORDERPAID",
+                status_now=PaymentStatus.SUCCEEDED,
             )
         if payment.status is PaymentStatus.PENDING:
             # NOTPAY or USERPAYING (the buyer is entering a password): the close did not take.

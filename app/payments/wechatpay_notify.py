@@ -10,6 +10,7 @@ the order, so no notification here ever reads as FAILED.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ from app.payments.wechatpay_wire import SIGNATURE_TYPE
 REPLAY_WINDOW_SECONDS = 300
 # The prefix of the signature WeChat Pay puts on its probes of a merchant's signature checks.
 SIGNATURE_PROBE = "WECHATPAY/SIGNTEST/"
+TIMESTAMP = re.compile(r"[0-9]{1,12}")
 HEADERS = ("Wechatpay-Signature", "Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Serial")
 
 
@@ -74,10 +76,11 @@ class WechatpayNotifications:
         signature_type = headers.get("Wechatpay-Signature-Type") or SIGNATURE_TYPE
         if signature_type != SIGNATURE_TYPE:
             raise NotificationRefused(f"wechatpay notification: signature type {signature_type[:40]!r}")
-        try:
-            timestamp = int(values["Wechatpay-Timestamp"])
-        except ValueError:
-            raise NotificationRefused("wechatpay notification: unreadable timestamp") from None
+        # ASCII digits, and few: int() takes full-width digits, and a 400-digit stamp overflows
+        # the float below.
+        if not TIMESTAMP.fullmatch(values["Wechatpay-Timestamp"]):
+            raise NotificationRefused("wechatpay notification: unreadable timestamp")
+        timestamp = int(values["Wechatpay-Timestamp"])
         if abs(now - timestamp) > REPLAY_WINDOW_SECONDS:
             raise NotificationRefused("wechatpay notification: timestamp outside the replay window")
         values["Wechatpay-Serial"] = self.public_key_id
@@ -121,10 +124,16 @@ class WechatpayNotifications:
 def _kind(event_type: str, resource: dict[str, Any]) -> NotificationKind:
     if event_type == "TRANSACTION.SUCCESS" and resource.get("trade_state") == "SUCCESS":
         return NotificationKind.SUCCEEDED
-    if event_type == "REFUND.SUCCESS" and resource.get("refund_status") == "SUCCESS":
+    if event_type == "REFUND.SUCCESS" and resource.get("refund_status") == "SUCCESS" and _full(resource):
         return NotificationKind.REFUNDED
+    # A partial refund (the merchant's, from the console) leaves money held: not REFUNDED.
     # REFUND.ABNORMAL / REFUND.CLOSED need an operator, not the saga; others we do not act on.
     return NotificationKind.IGNORED
+
+
+def _full(resource: dict[str, Any]) -> bool:
+    amount = resource.get("amount")
+    return isinstance(amount, dict) and amount.get("refund") == amount.get("total") is not None
 
 
 def _amount(kind: NotificationKind, resource: dict[str, Any]) -> tuple[int | None, str | None]:

@@ -150,8 +150,13 @@ class OrderSteps:
         return payments.void_at_provider(self.providers, request, self.public_url, known=known)
 
     def record_void(self, uow: UnitOfWork, ctx: SagaContext) -> None:
-        if ctx.remote_result is not None:
-            payments.record_voided(uow, ctx.subject_id, str(ctx.remote_result))
+        if ctx.remote_result is None:
+            return
+        payments.record_voided(uow, ctx.subject_id, str(ctx.remote_result))
+        if ctx.remote_result == PaymentStatus.SUCCEEDED:
+            # Paid during the cancellation, its refund not final yet: the refund task (and the
+            # sweep behind it) finishes it, and the order becomes REFUNDED then.
+            outbox.add(uow, payment_events.REFUND_TASK, {"order_id": ctx.subject_id}, "payments")
 
     def await_payment(self, uow: UnitOfWork, ctx: SagaContext) -> None:
         orders.enter_awaiting_payment(uow, ctx.subject_id, self.payment_timeout)

@@ -14,9 +14,16 @@ from sqlalchemy import select, update
 
 from app.db import UnitOfWork
 from app.ids import new_id
-from app.models.payments import PENDING, REFUNDED, SUCCEEDED, VOIDED, Payment
+from app.models.payments import FAILED, PENDING, REFUNDED, SUCCEEDED, VOIDED, Payment
 from app.payments import Providers
-from app.payments.port import PaymentStatus, ProviderPayment, ProviderRejected
+from app.payments.port import (
+    PaymentNotFound,
+    PaymentProvider,
+    PaymentStatus,
+    ProviderPayment,
+    ProviderRejected,
+    ProviderUnavailable,
+)
 from app.services.lookup import order_row
 from app.timeutil import utcnow
 
@@ -117,30 +124,61 @@ def void_at_provider(
 ) -> PaymentStatus:
     """Void the payment at the provider and say what it ended as.
 
-    If the shop never learnt the provider's id (the answer to "create" was lost), asking to
-    create again with the same idempotency key returns that payment, which is then voided.
     A payment the provider already settled is reported as it is: the caller decides (refund).
+    A payment the provider does not have (never created, or refused) needs no voiding.
     """
     provider = providers[request.provider]
-    provider_id = known.id if known else request.provider_payment_id
-    if provider_id is None:
-        provider_id = create_at_provider(providers, request, public_url).id
     try:
+        provider_id = (known.id if known else request.provider_payment_id) or _find_unrecorded(
+            providers, request, public_url
+        )
         return provider.void_payment(provider_id).status
+    except PaymentNotFound:
+        return PaymentStatus.VOIDED
     except ProviderRejected as rejected:
         if rejected.status_now is None:
             raise
         if rejected.status_now == PaymentStatus.SUCCEEDED:
-            return provider.refund_payment(provider_id).status
+            return _refund_now_or_later(provider, provider_id)
         return rejected.status_now
 
 
+def _find_unrecorded(providers: Providers, request: PaymentRequest, public_url: str) -> str:
+    """The provider's id of a payment whose creation the shop never saw answered. Where the
+    provider names payments by the shop's own id, that is it; elsewhere, asking to create again
+    under the same idempotency key returns the payment the first call made. A provider that
+    refuses that now (Stripe, past the deadline) never made one: PaymentNotFound."""
+    provider = providers[request.provider]
+    if provider.keyed_by_our_id:
+        return request.payment_id
+    try:
+        return create_at_provider(providers, request, public_url).id
+    except ProviderRejected as refused:
+        raise PaymentNotFound(f"nothing was created for {request.payment_id}: {refused}") from refused
+
+
+def _refund_now_or_later(provider: PaymentProvider, provider_id: str) -> PaymentStatus:
+    """The buyer paid while the cancellation ran: refund at once where the refund is final at
+    once (the sandbox). A refund still in progress, or a provider that is down, is left to the
+    refund task (SUCCEEDED: the money is still held), so that the cancellation itself always
+    completes and returns the stock and the coupon."""
+    try:
+        return provider.refund_payment(provider_id).status
+    except ProviderUnavailable:
+        return PaymentStatus.SUCCEEDED
+
+
 def record_voided(uow: UnitOfWork, order_id: str, status: str) -> None:
-    """The local record follows the provider: VOIDED, or REFUNDED if it had been paid."""
-    final = REFUNDED if status in (SUCCEEDED, REFUNDED) else (status if status != PENDING else VOIDED)
+    """The local record follows the provider: VOIDED; REFUNDED if it had been paid and is
+    refunded; SUCCEEDED if it had been paid and its refund is still to come."""
+    final = status if status != PENDING else VOIDED
+    # Money the provider holds or gave back outranks what the shop knew (a decline, say, before
+    # the buyer paid with another card); an unpaid end never overwrites a payment.
+    paid = final in (SUCCEEDED, REFUNDED)
+    before = (PENDING, SUCCEEDED, FAILED, VOIDED) if paid else (PENDING, SUCCEEDED)
     uow.session.execute(
         update(Payment)
-        .where(Payment.order_id == order_id, Payment.status.in_((PENDING, SUCCEEDED)))
+        .where(Payment.order_id == order_id, Payment.status.in_(before))
         .values(status=final, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )

@@ -532,7 +532,7 @@ def test_a_refund_is_notified(alipay: AlipayStandIn, provider: AlipayProvider, s
     [
         ("paid", NotificationKind.SUCCEEDED),
         ("finished", NotificationKind.SUCCEEDED),
-        ("closed", NotificationKind.FAILED),
+        ("closed", NotificationKind.IGNORED),
         ("refunded", NotificationKind.REFUNDED),
         ("partly_refunded", NotificationKind.IGNORED),
         ("waiting", NotificationKind.IGNORED),

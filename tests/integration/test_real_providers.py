@@ -119,7 +119,7 @@ def test_a_declined_payment_cancels_the_order_and_returns_stock_and_coupon(
         driver.decline(order)
     for driver, purchase, _ in started:
         order = purchase.final()
-        assert (order["status"], order["cancel_reason"]) == ("CANCELLED", "payment_failed"), (
+        assert (order["status"], order["cancel_reason"]) == ("CANCELLED", driver.decline_reason), (
             driver.name,
             order,
         )

@@ -17,8 +17,10 @@ from app.models.coupons import Coupon
 from app.models.orders import IdempotencyKey, Order
 from app.models.outbox import OutboxMessage
 from app.models.payments import Payment
+from app.payments import Providers
 from app.payments.port import PaymentStatus, ProviderPayment, ProviderUnavailable
-from app.services import coupons, orders
+from app.services import coupons, orders, payment_events
+from app.services.payment_events import REFUND_TASK
 from app.timeutil import utcnow
 from tests.support.api import ADMIN, assert_problem, bearer, create_goods, create_user
 from tests.support.processes import wait_until
@@ -70,6 +72,39 @@ def test_a_payment_made_before_the_cancellation_is_refunded_and_the_order_refund
         local = uow.session.scalar(select(Payment).where(Payment.order_id == order_id))
     assert local is not None and local.status == "REFUNDED"
     assert world.read(Order, order_id).status == "REFUNDED"
+    assert world.provider.payments[provider_id].status == PaymentStatus.REFUNDED
+
+
+def test_a_refund_still_in_progress_lets_the_cancellation_finish_and_the_refund_task_end_it(
+    world: World,
+) -> None:
+    """A real provider's refund can stay in progress for hours: the cancellation must still
+    return stock and coupon at once, with the money recorded as held until the refund is final."""
+    order_id, saga_id = world.place(coupon=False)
+    world.engine.run_action(saga_id, "reserve_stock")
+    world.engine.run_action(saga_id, "create_payment")
+    provider_id, payment = next(iter(world.provider.payments.items()))
+    world.provider.payments[provider_id] = dataclasses.replace(payment, status=PaymentStatus.SUCCEEDED)
+    real_refund = world.provider.refund_payment
+
+    def still_in_progress(provider_payment_id: str) -> ProviderPayment:
+        raise ProviderUnavailable("refund in progress")
+
+    world.provider.refund_payment = still_in_progress  # type: ignore[method-assign]
+    orders.cancel_order(world.db.uow, world.engine, order_id, world.user_id)
+    world.engine.run_compensation(saga_id, "void_payment")
+    world.engine.run_compensation(saga_id, "release_stock")
+    assert world.read(Order, order_id).status == "CANCELLED"
+    assert world.saga(saga_id).status == "COMPENSATED"
+    with world.db.uow() as uow:
+        local = uow.session.scalar(select(Payment).where(Payment.order_id == order_id))
+        queued = uow.session.scalars(select(OutboxMessage.task).where(OutboxMessage.task == REFUND_TASK))
+        assert local is not None and local.status == "SUCCEEDED" and list(queued) == [REFUND_TASK]
+    world.provider.refund_payment = real_refund  # type: ignore[method-assign]
+    outcome = payment_events.refund_late_payment(
+        world.db.uow, world.engine, Providers([world.provider]), order_id
+    )
+    assert outcome == "refunded" and world.read(Order, order_id).status == "REFUNDED"
     assert world.provider.payments[provider_id].status == PaymentStatus.REFUNDED
 
 

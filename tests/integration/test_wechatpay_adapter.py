@@ -234,14 +234,21 @@ def test_void_racing_the_buyer_reports_the_payment_paid(
     assert wechat.order(payment.id).trade_state == "SUCCESS"
 
 
-def test_void_of_a_refunded_payment_says_refunded(
+def test_void_of_a_refunded_payment_says_paid_and_the_refund_says_when_it_is_done(
     wechat: WechatpayStandin, provider: WechatpayProvider
 ) -> None:
+    """trade_state REFUND means a refund was started, not that the money is back: the void
+    reports the payment paid, and the refund under the same number says whether it is final."""
     payment = create(provider)
-    _refund(wechat, provider, payment.id)
+    wechat.refunds_stay_processing(2)
+    wechat.pay(payment.id, notify=False)
+    with pytest.raises(ProviderUnavailable):
+        provider.refund_payment(payment.id)  # started, still processing
     with pytest.raises(ProviderRejected) as refused:
         provider.void_payment(payment.id)
-    assert refused.value.status_now is PaymentStatus.REFUNDED
+    assert refused.value.status_now is PaymentStatus.SUCCEEDED
+    assert provider.refund_payment(payment.id).status is PaymentStatus.REFUNDED
+    assert len(wechat.refunds) == 1
 
 
 def test_void_while_the_buyer_is_paying_is_retried(
@@ -474,6 +481,14 @@ def test_each_kind_of_notification(
     assert (notification.amount_cents, notification.currency) == expected
 
 
+def test_a_partial_refund_is_not_a_refund(moded: tuple[WechatpayStandin, WechatpayProvider, str]) -> None:
+    wechat, adapter, payment_id = moded
+    partial = {"amount": {"total": 1234, "refund": 1000, "payer_total": 1234, "payer_refund": 1000}}
+    headers, raw = wechat.notification(payment_id, "REFUND.SUCCESS", resource=partial)
+    notification = adapter.read_notification(CaseInsensitiveDict(headers), raw, time.time())
+    assert notification.kind is NotificationKind.IGNORED
+
+
 def test_lower_case_header_names_are_read(moded: tuple[WechatpayStandin, WechatpayProvider, str]) -> None:
     wechat, adapter, payment_id = moded
     headers, raw = wechat.notification(payment_id)
@@ -525,6 +540,11 @@ def _signed_without_resource(wechat: WechatpayStandin, payment_id: str) -> tuple
     return wechat.signed_headers(raw), raw
 
 
+def _huge_timestamp(wechat: WechatpayStandin, payment_id: str) -> tuple[dict[str, str], bytes]:
+    headers, raw = wechat.notification(payment_id)
+    return {**headers, "Wechatpay-Timestamp": "9" * 400}, raw
+
+
 def _other_apiv3_key(wechat: WechatpayStandin, payment_id: str) -> tuple[dict[str, str], bytes]:
     return wechat.notification(payment_id, forgery=Forgery(apiv3_key="0" * 32))
 
@@ -541,6 +561,7 @@ REFUSED = {
     _signed_not_utf8: "not UTF-8",
     _signed_without_resource: "no resource",
     _other_apiv3_key: "no resource",
+    _huge_timestamp: "unreadable timestamp",
 }
 
 

@@ -12,6 +12,7 @@ from app.payments.port import PaymentStatus, ProviderPayment, ProviderRejected
 @dataclass
 class FakeProvider:
     name: str = "sandbox"
+    keyed_by_our_id: bool = False
     payments: dict[str, ProviderPayment] = field(default_factory=dict)
     by_key: dict[str, str] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 
 def new_rsa_key() -> rsa.RSAPrivateKey:
@@ -30,3 +33,21 @@ def public_pem(key: rsa.RSAPrivateKey) -> str:
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
+
+
+def certificate(key: rsa.RSAPrivateKey) -> tuple[str, str]:
+    """A self-signed certificate of `key`, PEM, and its serial number in hex (a platform
+    certificate's id as WeChat Pay writes it)."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ordersaga test certificate")])
+    now = datetime.now(UTC)
+    built = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    return built.public_bytes(serialization.Encoding.PEM).decode(), format(built.serial_number, "X")

@@ -24,9 +24,10 @@ Signed = tuple[dict[str, str], bytes]
 
 class Driver(Protocol):
     name: str
-    # Whether the provider tells the shop of a declined payment (WeChat Pay does not: the shop
-    # learns it by asking, at the latest when the payment times out).
-    notifies_declines: bool
+    # Why an order whose buyer was declined is cancelled: payment_failed where the provider
+    # says the payment failed (Stripe by notification, WeChat Pay when asked at the timeout);
+    # Alipay has no failed QR payment, only one never paid, closed at the timeout.
+    decline_reason: str
 
     def env(self, shop_url: str) -> dict[str, str]:
         """The deployment's settings for this provider; `shop_url` is ORDERSAGA_PUBLIC_URL."""
@@ -76,7 +77,7 @@ def stripe_payment(order: Order) -> str:
 
 class StripeDriver:
     name = "stripe"
-    notifies_declines = True
+    decline_reason = "payment_failed"
     # Longer than the adapter's read timeout (10 s), so a hang is a timeout.
     HANG_SECONDS = 11.0
 
@@ -164,7 +165,7 @@ def alipay_trade(order: Order) -> str:
 
 class AlipayDriver:
     name = "alipay"
-    notifies_declines = True
+    decline_reason = "payment_timeout"
     HANG_SECONDS = 11.0
 
     def __init__(self) -> None:
@@ -241,7 +242,7 @@ def wechat_trade(order: Order) -> str:
 
 class WechatpayDriver:
     name = "wechatpay"
-    notifies_declines = False
+    decline_reason = "payment_failed"
     HANG_SECONDS = 11.0
     STATES = {"SUCCESS": "SUCCEEDED", "REFUND": "REFUNDED", "CLOSED": "VOIDED", "PAYERROR": "FAILED"}
 

@@ -10,7 +10,7 @@ import pytest
 from app.config import load_settings
 from app.setting_values import ConfigError
 from tests.support.env import service_env
-from tests.support.keys import private_pem, rsa_key
+from tests.support.keys import certificate, private_pem, rsa_key
 from tests.support.provider_env import alipay_env, stripe_env, wechatpay_env
 
 BASE = service_env("sqlite:///var/never-created.sqlite3", "redis://127.0.0.1:6379/0")
@@ -103,3 +103,14 @@ def test_a_providers_settings_are_not_required_while_it_is_disabled() -> None:
         {**BASE, "ORDERSAGA_PAYMENT_PROVIDER": "sandbox", "ORDERSAGA_ALIPAY_APP_ID": "x"}
     )
     assert settings.providers.alipay is None
+
+
+def test_wechatpay_certificate_mode_needs_the_certificates_own_serial_as_its_id() -> None:
+    pem, serial = certificate(rsa_key("wechatpay"))
+    env = {**BASE, **wechatpay_env(), "ORDERSAGA_PAYMENT_PROVIDER": "wechatpay"}
+    env["ORDERSAGA_WECHATPAY_PUBLIC_KEY"] = pem
+    env["ORDERSAGA_WECHATPAY_PUBLIC_KEY_ID"] = serial
+    assert load_settings(env).providers.wechatpay is not None
+    env["ORDERSAGA_WECHATPAY_PUBLIC_KEY_ID"] = "PUB_KEY_ID_0119000000012025010100000000000001"
+    with pytest.raises(ConfigError, match="ORDERSAGA_WECHATPAY_PUBLIC_KEY_ID"):
+        load_settings(env)
