@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-unit lint install install-dev clean
+.PHONY: run test test-unit lint bench install install-dev clean
 
 $(BIN)/python:
 	sh scripts/make-venv.sh $(PYTHON) $(VENV)
@@ -39,6 +39,10 @@ test: lint
 
 test-unit: install-dev
 	$(BIN)/pytest tests/unit
+
+# Everyday orders on the real stack beside the machine's own limits (bench/everyday.py).
+bench: install-dev
+	$(BIN)/python -m bench.everyday
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -21,6 +21,7 @@ from app.models import coupons, flash_sales, goods, orders, outbox, payments, us
 from app.payments import Providers, providers_for
 from app.relay import OutboxRelay
 from app.services import order_saga
+from app.services.users import Authenticator
 from sagas import models as saga_models
 from sagas.engine import SagaEngine
 
@@ -65,6 +66,10 @@ class Runtime:
         return QueueProbe(self.settings.broker_url)
 
     @cached_property
+    def authenticator(self) -> Authenticator:
+        return Authenticator(self.db.uow)
+
+    @cached_property
     def providers(self) -> Providers:
         return providers_for(self.settings)
 
@@ -78,7 +83,7 @@ class Runtime:
         across a fork."""
         self.db.dispose_after_fork()
         self._redis = None
-        for made_on_first_use in ("providers", "engine", "flash_gate", "queue_probe"):
+        for made_on_first_use in ("authenticator", "providers", "engine", "flash_gate", "queue_probe"):
             self.__dict__.pop(made_on_first_use, None)
 
 

@@ -43,12 +43,19 @@ class Result:
 
 
 def request_bytes(
-    method: str, path: str, host: str, body: bytes | None = None, token: str | None = None
+    method: str,
+    path: str,
+    host: str,
+    body: bytes | None = None,
+    token: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
 ) -> bytes:
     """One keep-alive request, prepared once so that sending it costs the client nothing."""
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
     if token:
         lines.append(f"Authorization: Bearer {token}")
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     if body is not None:
         lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")

@@ -7,6 +7,7 @@ body is parsed, so an anonymous caller learns nothing about what a valid body lo
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass
@@ -19,8 +20,6 @@ from flask import g, request
 from app.errors import Forbidden, Unauthorized
 from app.extension import runtime
 from app.http_auth import bearer_token
-from app.models.users import User
-from app.services import users
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,11 +28,11 @@ BEARER_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 @dataclass(frozen=True)
 class Principal:
-    user: User | None  # None: the operator
+    user_id: str | None  # None: the operator
 
     @property
     def is_operator(self) -> bool:
-        return self.user is None
+        return self.user_id is None
 
 
 def authenticate() -> Principal:
@@ -42,12 +41,11 @@ def authenticate() -> Principal:
         raise Unauthorized("A bearer token is required.")
     app_state = runtime()
     if hmac.compare_digest(token.encode(), app_state.settings.admin_token.encode()):
-        return Principal(user=None)
-    with app_state.db.uow() as uow:
-        user = users.authenticate(uow, token)
-    if user is None:
+        return Principal(user_id=None)
+    user_id = app_state.authenticator.user_id(token, time.monotonic())
+    if user_id is None:
         raise Unauthorized("The bearer token is not valid.")
-    return Principal(user=user)
+    return Principal(user_id=user_id)
 
 
 def current_principal() -> Principal:
@@ -55,10 +53,10 @@ def current_principal() -> Principal:
     return principal
 
 
-def current_user() -> User:
-    user = current_principal().user
-    assert user is not None, "current_user() outside a user_required view"
-    return user
+def current_user_id() -> str:
+    user_id = current_principal().user_id
+    assert user_id is not None, "current_user_id() outside a user_required view"
+    return user_id
 
 
 def _guard(check: Callable[[Principal], None], statuses: tuple[int, ...]) -> Callable[[F], F]:

@@ -17,6 +17,5 @@ blp = Blueprint("coupons", __name__, url_prefix="/api/v1/coupons", description="
 @login_required
 @blp.response(200, CouponSchema)
 def get_coupon(coupon_id: str) -> Any:
-    user = current_principal().user
     with runtime().db.uow() as uow:
-        return coupons.get_coupon(uow, coupon_id, owner_id=user.id if user else None)
+        return coupons.get_coupon(uow, coupon_id, owner_id=current_principal().user_id)

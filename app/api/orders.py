@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import request
 
-from app.api.auth import current_principal, current_user, login_required, user_required
+from app.api.auth import current_principal, current_user_id, login_required, user_required
 from app.api.blueprint import Blueprint
 from app.errors import InvalidInput
 from app.extension import runtime
@@ -42,7 +42,7 @@ def place_order(data: dict[str, Any]) -> Any:
     key = _idempotency_key()
     app_state = runtime()
     new = orders.NewOrder(
-        current_user().id,
+        current_user_id(),
         [orders.Line(item["goods_id"], item["quantity"]) for item in data["items"]],
         data["coupon_id"],
         orders.payment_provider_for(data.get("payment_provider"), app_state.settings.payment_providers),
@@ -63,9 +63,8 @@ def place_order(data: dict[str, Any]) -> Any:
 @login_required
 @blp.response(200, OrderSchema)
 def get_order(order_id: str) -> Any:
-    user = current_principal().user
     with runtime().db.uow() as uow:
-        return orders.get_order(uow, order_id, owner_id=user.id if user else None)
+        return orders.get_order(uow, order_id, owner_id=current_principal().user_id)
 
 
 @blp.get("")
@@ -73,8 +72,7 @@ def get_order(order_id: str) -> Any:
 @blp.arguments(OrderQuerySchema, location="query")
 @blp.response(200, OrderPageSchema)
 def list_orders(query: dict[str, Any]) -> Any:
-    user = current_principal().user
-    user_id = user.id if user else query["user_id"]
+    user_id = current_principal().user_id or query["user_id"]
     with runtime().db.uow() as uow:
         return orders.list_orders(uow, user_id, query["status"], query["limit"], query["cursor"])
 
@@ -85,7 +83,7 @@ def list_orders(query: dict[str, Any]) -> Any:
 @blp.alt_response(200, schema=OrderSchema, description="The order was already cancelled: unchanged.")
 def cancel_order(order_id: str) -> Any:
     app_state = runtime()
-    order, changed = orders.cancel_order(app_state.db.uow, app_state.engine, order_id, current_user().id)
+    order, changed = orders.cancel_order(app_state.db.uow, app_state.engine, order_id, current_user_id())
     if not changed and order.status != "CANCELLING":
         return order, 200
     return order

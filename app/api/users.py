@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.api.auth import current_user, operator_required, user_required
+from app.api.auth import current_user_id, operator_required, user_required
 from app.api.blueprint import Blueprint
 from app.api.flash_sales import cache_token_hash
 from app.extension import runtime
@@ -42,7 +42,7 @@ def get_user(user_id: str) -> Any:
 @blp.response(200, MeSchema)
 def me() -> Any:
     with runtime().db.uow() as uow:
-        return users.get_user(uow, current_user().id)
+        return users.get_user(uow, current_user_id())
 
 
 @blp.post("/users/<user_id>/coupons")
@@ -72,4 +72,4 @@ def list_user_coupons(query: dict[str, Any], user_id: str) -> Any:
 @blp.response(200, CouponPageSchema)
 def my_coupons(query: dict[str, Any]) -> Any:
     with runtime().db.uow() as uow:
-        return coupons.list_user_coupons(uow, current_user().id, query["limit"], query["cursor"])
+        return coupons.list_user_coupons(uow, current_user_id(), query["limit"], query["cursor"])

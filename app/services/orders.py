@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.bounds import MAX_CENTS
 from app.db import UnitOfWork
@@ -112,13 +113,16 @@ def place_order(
                 if done.rowcount != 1:  # type: ignore[attr-defined]
                     # We stalled so long that another request took the key over: it owns the order.
                     raise Conflict("This Idempotency-Key was taken over by a newer request.")
+            # Read what the answer shows while the transaction is open: the order needs no
+            # second transaction to be read back (the session keeps it after the commit).
+            set_committed_value(order, "payment", None)
+            _ = order.saga
             uow.commit()
     except BaseException:
         if idempotency is not None:
             _release_key(new_uow, user_id, idempotency.key, claimed_at)
         raise
-    with new_uow() as uow:
-        return Placed(get_order(uow, order.id), replayed=False)
+    return Placed(order, replayed=False)
 
 
 def _new_order(uow: UnitOfWork, new: NewOrder) -> Order:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -75,6 +78,49 @@ def get_user(uow: UnitOfWork, user_id: str) -> User:
     if user is None:
         raise NotFound(f"No user {user_id!r}.")
     return user
+
+
+class Authenticator:
+    """Who a user token belongs to, asking the database once per user and process.
+
+    A token's hash changes only when the token is reissued, so the hash this process last
+    verified for a user answers that user's next requests without a query: the hash of the
+    token presented is compared with it, in constant time, and a wrong token is refused as
+    before. A remembered hash is trusted for `max_age` seconds at most, so a reissued token's
+    predecessor stops working everywhere within that time; at most `size` users are remembered.
+    """
+
+    def __init__(
+        self, new_uow: Callable[[], UnitOfWork], size: int = 100_000, max_age: float = 300.0
+    ) -> None:
+        self.new_uow = new_uow
+        self.size = size
+        self.max_age = max_age
+        self._known: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def user_id(self, token: str, now: float) -> str | None:
+        user_id = user_id_from_token(token)
+        if user_id is None:
+            return None
+        presented = hash_token(token)
+        with self._lock:
+            known = self._known.get(user_id)
+        if known is None or now - known[1] > self.max_age:
+            with self.new_uow() as uow:
+                user = find(uow.session, User, user_id)
+                if user is None:
+                    return None
+                known = (user.token_hash, now)
+            self._remember(user_id, known)
+        return user_id if hmac.compare_digest(known[0], presented) else None
+
+    def _remember(self, user_id: str, known: tuple[str, float]) -> None:
+        with self._lock:
+            self._known[user_id] = known
+            self._known.move_to_end(user_id)
+            while len(self._known) > self.size:
+                self._known.popitem(last=False)
 
 
 def authenticate(uow: UnitOfWork, token: str) -> User | None:

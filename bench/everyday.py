@@ -1,0 +1,282 @@
+"""Everyday orders beside the machine's own limits, on the real stack (gunicorn, one celery
+worker, beat, PostgreSQL, Redis), everything side by side in one run.
+
+    .venv/bin/python -m bench.everyday [--rounds 3] [--orders 1200] [--connections 32]
+                                       [--counted 40] [--concurrency 2]
+
+1. The endpoints at `--connections` keep-alive connections (bench/load.py's client), each round
+   beside the trivial endpoint (`GET /healthz`) measured in the same round: `POST /orders`
+   (`--orders` orders, one line, no coupon, no key), `GET /orders/{id}` and `GET /orders` (a
+   page of 20) as their buyers, and the sandbox's signed `payment.succeeded` webhook, one per
+   order. Requests per second, p50, p99, and the ratio to the trivial endpoint.
+2. The saga drain: how fast the round's orders reach AWAITING_PAYMENT once placed, and
+   CONFIRMED once their webhooks are in.
+3. Work per confirmed order, counted rather than timed so that it holds on a noisy machine:
+   `--counted` orders placed one at a time, each confirmed by a webhook, and what they cost in
+   SQL statements (the service's own count in /metrics), transactions (PostgreSQL's
+   pg_stat_database: commits and rollbacks), Celery messages (outbox rows) and provider calls
+   (the sandbox API's requests in the API's log).
+
+Figures 1 and 2 are medians over the rounds, with the lowest and highest beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from bench.flash_sale import pct
+from bench.load import Result, blast, request_bytes
+from scripts import servers
+from tests.support.processes import celery_worker, gunicorn, wait_until
+from tests.support.stack import Stack
+from tests.support.webhooks import signed
+
+WEBHOOK = "/api/v1/payments/webhooks/sandbox"
+DEFAULT_TIMINGS = {
+    "ORDERSAGA_SWEEP_INTERVAL_SECONDS": "60",
+    "ORDERSAGA_SAGA_STALE_SECONDS": "120",
+    "ORDERSAGA_STEP_MAX_RETRIES": "5",
+    "ORDERSAGA_STEP_RETRY_BACKOFF_SECONDS": "2",
+}
+ENDPOINTS = ("GET /healthz", "POST /orders", "GET /orders/{id}", "GET /orders", "webhook")
+
+
+class Shop:
+    """The stack, its buyers, and one goods with stock for every order the bench places."""
+
+    def __init__(self, stack: Stack, buyers: int) -> None:
+        self.stack = stack
+        self.host = f"127.0.0.1:{stack.port}"
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            self.buyers = list(pool.map(lambda _: stack.user(), range(buyers)))
+        self.token_of = {buyer["id"]: buyer["token"] for buyer in self.buyers}
+        self.goods_id = stack.goods(stock=10**8, price_cents=1000)["id"]
+        self.queries = 0  # the bench's own reads of the database: one transaction each
+
+    def sql(self, query: str, **params: Any) -> list[Any]:
+        self.queries += 1
+        return self.stack.sql(query, **params)
+
+    def blast(self, requests: list[bytes], connections: int) -> Result:
+        return blast("127.0.0.1", self.stack.port, requests, connections)
+
+    def trivial(self, count: int) -> list[bytes]:
+        return [request_bytes("GET", "/healthz", self.host)] * count
+
+    def placing(self, count: int) -> list[bytes]:
+        body = json.dumps({"items": [{"goods_id": self.goods_id, "quantity": 1}]}).encode()
+        tokens = [buyer["token"] for buyer in self.buyers]
+        return [
+            request_bytes("POST", "/api/v1/orders", self.host, body, tokens[i % len(tokens)])
+            for i in range(count)
+        ]
+
+    def reading(self, orders: list[tuple[str, str]]) -> list[bytes]:
+        return [
+            request_bytes("GET", f"/api/v1/orders/{order_id}", self.host, token=self.token_of[user_id])
+            for order_id, user_id in orders
+        ]
+
+    def listing(self, orders: list[tuple[str, str]]) -> list[bytes]:
+        return [
+            request_bytes("GET", "/api/v1/orders?limit=20", self.host, token=self.token_of[user_id])
+            for _, user_id in orders
+        ]
+
+    def paying(self, order_ids: list[str]) -> list[bytes]:
+        rows = self.sql(
+            "SELECT provider_payment_id, amount_cents FROM payments WHERE order_id = ANY(:ids)", ids=order_ids
+        )
+        requests = []
+        for provider_id, amount in rows:
+            event = {
+                "id": f"evt_{uuid.uuid4().hex}",
+                "type": "payment.succeeded",
+                "created": int(time.time()),
+                "data": {"payment_id": provider_id, "amount_cents": amount, "currency": "CNY"},
+            }
+            raw, headers = signed(event)
+            headers.pop("Content-Type")  # request_bytes sets it with the body
+            requests.append(request_bytes("POST", WEBHOOK, self.host, raw, headers=headers))
+        return requests
+
+    def open_orders(self) -> list[tuple[str, str]]:
+        rows = self.sql("SELECT id, user_id FROM orders WHERE status <> 'CONFIRMED'")
+        return [(order_id, user_id) for order_id, user_id in rows]
+
+    def drain(self, order_ids: list[str], status: str) -> float:
+        """Orders per second until every one of `order_ids` is in `status` (polled every 0.1 s)."""
+        started = time.perf_counter()
+
+        def done() -> bool:
+            query = "SELECT count(*) FROM orders WHERE id = ANY(:ids) AND status = :status"
+            return bool(self.sql(query, ids=order_ids, status=status)[0][0] == len(order_ids))
+
+        wait_until(done, timeout=900, interval=0.1, what=f"{len(order_ids)} orders to be {status}")
+        return len(order_ids) / (time.perf_counter() - started)
+
+
+def expect(result: Result, status: int, what: str) -> Result:
+    wrong = {reply.code for reply in result.replies if reply.status != status}
+    assert not wrong, f"{what}: answers other than {status}: {wrong}"
+    return result
+
+
+def one_round(shop: Shop, args: argparse.Namespace) -> dict[str, Any]:
+    """Each phase beside its own trivial run; the saga drains between them, so that each phase
+    is measured with the workers quiet."""
+    figures: dict[str, Any] = {"GET /healthz": shop.blast(shop.trivial(args.orders), args.connections)}
+    figures["POST /orders"] = expect(shop.blast(shop.placing(args.orders), args.connections), 202, "orders")
+    orders = shop.open_orders()
+    order_ids = [order_id for order_id, _ in orders]
+    figures["drain to AWAITING_PAYMENT"] = shop.drain(order_ids, "AWAITING_PAYMENT")
+    figures["GET /orders/{id}"] = expect(shop.blast(shop.reading(orders), args.connections), 200, "reads")
+    figures["GET /orders"] = expect(shop.blast(shop.listing(orders), args.connections), 200, "pages")
+    figures["webhook"] = expect(shop.blast(shop.paying(order_ids), args.connections), 200, "webhooks")
+    figures["drain to CONFIRMED"] = shop.drain(order_ids, "CONFIRMED")
+    return figures
+
+
+# -- figure 3: work per confirmed order -------------------------------------------------------
+
+
+def counters(shop: Shop) -> dict[str, float]:
+    """Running totals; figure 3 is their difference over the counted orders."""
+    stack = shop.stack
+    time.sleep(1.5)  # PostgreSQL publishes a backend's transaction counts at most once a second
+    with stack.db.connect() as connection:
+        connection.execute(text("SELECT pg_stat_clear_snapshot()"))
+        commits, rollbacks = connection.execute(
+            text("SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = current_database()")
+        ).one()
+        messages = connection.execute(text("SELECT count(*) FROM outbox_messages")).scalar_one()
+    metrics = stack.call("GET", "/metrics").text
+    statements = re.findall(r"^ordersaga_sql_statements_total\{[^}]*\} (\S+)$", metrics, re.M)
+    return {
+        "SQL statements": sum(float(value) for value in statements),
+        "transactions": commits + rollbacks,
+        "  of them rollbacks": rollbacks,
+        "Celery messages": messages,
+        "provider calls": len(re.findall(r" /sandbox/api/payments", stack.processes["api"].log())),
+    }
+
+
+def difference(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {name: after[name] - before[name] for name in after}
+
+
+def work_per_order(shop: Shop, count: int) -> dict[str, float]:
+    """What `count` orders cost, less what measuring costs: reading the counters (measured by
+    reading them twice with nothing between) and the bench's own queries (one rollback each)."""
+    before = counters(shop)
+    reading = difference(counters(shop), before)
+    start, queries = counters(shop), shop.queries
+    buyer = shop.buyers[0]
+    body = {"items": [{"goods_id": shop.goods_id, "quantity": 1}]}
+    for _ in range(count):
+        order = shop.stack.ok("POST", "/api/v1/orders", buyer["token"], json=body)
+        shop.drain([order["id"]], "AWAITING_PAYMENT")
+        [request] = shop.paying([order["id"]])
+        head, _, raw = request.partition(b"\r\n\r\n")
+        headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:] if ": " in line)
+        answer = shop.stack.http.post(shop.stack.url(WEBHOOK), data=raw, headers=headers, timeout=30)
+        assert answer.status_code == 200, answer.text
+        shop.drain([order["id"]], "CONFIRMED")
+    own = shop.queries - queries
+    used = difference(difference(counters(shop), start), reading)
+    used["transactions"] -= own
+    used["  of them rollbacks"] -= own
+    return {name: value / count for name, value in used.items()}
+
+
+# -- the report --------------------------------------------------------------------------------
+
+
+def spread(values: list[float], fmt: str = "{:.0f}") -> str:
+    return f"{fmt.format(statistics.median(values))} [{fmt.format(min(values))}-{fmt.format(max(values))}]"
+
+
+def report(rounds: list[dict[str, Any]], work: dict[str, float], args: argparse.Namespace) -> None:
+    print(
+        f"\neveryday orders: {len(rounds)} rounds of {args.orders} orders, {args.connections} keep-alive "
+        f"connections; gunicorn -w 2, one celery worker --concurrency {args.concurrency}, beat; "
+        "median [lowest-highest] over the rounds\n"
+    )
+    print(f"  {'endpoint':<18} {'req/s':>16} {'p50 ms':>16} {'p99 ms':>18} {'ratio to /healthz':>20}")
+    for name in ENDPOINTS:
+        per_second = [r[name].per_second for r in rounds]
+        p50 = [pct([x.seconds for x in r[name].replies], 0.5) for r in rounds]
+        p99 = [pct([x.seconds for x in r[name].replies], 0.99) for r in rounds]
+        ratio = [r[name].per_second / r["GET /healthz"].per_second for r in rounds]
+        print(
+            f"  {name:<18} {spread(per_second):>16} {spread(p50, '{:.1f}'):>16} {spread(p99, '{:.1f}'):>18}"
+            f" {spread(ratio, '{:.2f}'):>20}"
+        )
+    print()
+    for name in ("drain to AWAITING_PAYMENT", "drain to CONFIRMED"):
+        print(f"  {name:<26} {spread([r[name] for r in rounds])} orders/s")
+    print(f"\n  work per confirmed order ({args.counted} orders, one at a time, confirmed by webhook):")
+    for name, value in work.items():
+        print(f"    {name:<16} {value:6.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--orders", type=int, default=1200, help="orders per round")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--counted", type=int, default=40, help="orders for figure 3")
+    parser.add_argument("--concurrency", type=int, default=2, help="the celery worker's processes")
+    parser.add_argument("--buyers", type=int, default=200)
+    parser.add_argument(
+        "--postgres",
+        help="a PostgreSQL server's URL (default: the local one on 5432 if it answers, else a "
+        "throwaway one, as the tests start, with fsync off)",
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ordersaga-bench-") as workdir:
+        postgres = servers.ensure_postgres(args.postgres, Path(workdir))
+        try:
+            run(postgres.url, args)
+        finally:
+            postgres.stop()
+
+
+def run(postgres_url: str, args: argparse.Namespace) -> None:
+    # The service's own timings, not the tests' fast ones: a sweep every second would add its
+    # transactions to every order's count.
+    stack = Stack(postgres_url, **DEFAULT_TIMINGS)
+    try:
+        stack.processes["api"] = gunicorn(stack.env, stack.workdir, stack.port, workers=2).start()
+        wait_until(stack._ready, timeout=60, what="the API")
+        stack.processes["worker"] = celery_worker(
+            stack.env, stack.workdir, concurrency=args.concurrency
+        ).start()
+        stack.start_beat()
+        print(f"setting up {args.buyers} buyers ...", flush=True)
+        shop = Shop(stack, args.buyers)
+        shop.blast(shop.trivial(2000), args.connections)  # warm-up
+        rounds = []
+        for number in range(1, args.rounds + 1):
+            print(f"round {number} of {args.rounds} ...", flush=True)
+            rounds.append(one_round(shop, args))
+        print("counting the work of one order ...", flush=True)
+        work = work_per_order(shop, args.counted)
+        report(rounds, work, args)
+    finally:
+        stack.close()
+
+
+if __name__ == "__main__":
+    main()
