@@ -14,12 +14,13 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import lazyload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.bounds import MAX_CENTS
 from app.db import UnitOfWork
 from app.errors import Conflict, IdempotencyKeyReuse, InvalidInput, NotFound
-from app.ids import new_id
+from app.ids import looks_like_id, new_id
 from app.models import payments as payment_status
 from app.models.coupons import Coupon
 from app.models.goods import Goods
@@ -40,10 +41,16 @@ from app.services.lookup import find, order_row
 from app.services.pagination import Page, paginate
 from app.timeutil import utcnow
 from sagas.engine import SagaEngine
+from sagas.models import Saga
 
 ORDER_SAGA = "order"
 # A key whose first request died before finishing may be taken over after this long.
 ABANDONED_KEY_AFTER = timedelta(seconds=60)
+
+# An order on the wire shows its saga's id and status, not the saga's steps: loading those with
+# every order read would be a query more for nothing (they still load if touched).
+AS_SHOWN = (selectinload(Order.saga).lazyload(Saga.steps),)
+SAGA_ALONE = (lazyload(Saga.steps),)
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,7 @@ def place_order(
     try:
         with new_uow() as uow:
             order = _new_order(uow, new)
-            engine.start(uow, ORDER_SAGA, order.id)
+            saga_id = engine.start(uow, ORDER_SAGA, order.id)
             if idempotency is not None:
                 done = uow.session.execute(
                     update(IdempotencyKey)
@@ -116,7 +123,7 @@ def place_order(
             # Read what the answer shows while the transaction is open: the order needs no
             # second transaction to be read back (the session keeps it after the commit).
             set_committed_value(order, "payment", None)
-            _ = order.saga
+            set_committed_value(order, "saga", uow.session.get(Saga, saga_id, options=SAGA_ALONE))
             uow.commit()
     except BaseException:
         if idempotency is not None:
@@ -225,7 +232,7 @@ def _release_key(
 
 def get_order(uow: UnitOfWork, order_id: str, owner_id: str | None = None) -> Order:
     """`owner_id` set: someone else's order is reported as missing, never as forbidden."""
-    order = find(uow.session, Order, order_id)
+    order = uow.session.get(Order, order_id, options=AS_SHOWN) if looks_like_id(order_id) else None
     if order is None or (owner_id is not None and order.user_id != owner_id):
         raise NotFound(f"No order {order_id!r}.")
     return order
@@ -234,7 +241,7 @@ def get_order(uow: UnitOfWork, order_id: str, owner_id: str | None = None) -> Or
 def list_orders(
     uow: UnitOfWork, user_id: str | None, status: str | None, limit: int, cursor: str | None
 ) -> Page[Order]:
-    statement = select(Order)
+    statement = select(Order).options(*AS_SHOWN)
     if user_id is not None:
         statement = statement.where(Order.user_id == user_id)
     if status is not None:
