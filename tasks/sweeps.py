@@ -2,7 +2,8 @@
 
 It sends outbox messages that were never sent (the broker was down after a commit) and
 re-drives sagas that have not moved for ORDERSAGA_SAGA_STALE_SECONDS (a worker died, or the
-broker lost its messages). It also times out orders whose payment deadline passed without their
+broker lost its messages). It queues the payment timeout's ETA task of orders whose deadline
+came near (payment_events.timeout_horizon), times out orders whose payment deadline passed without their
 ETA task, queues again the refunds of money held for cancelled orders that have not moved for
 as long, returns an ended flash sale's unsold units, and purges outbox messages sent longer
 ago than ORDERSAGA_OUTBOX_RETENTION_SECONDS. Every part is safe to run twice at once.
@@ -39,6 +40,7 @@ def sweep_once(runtime: Runtime) -> dict[str, int]:
     parts: dict[str, Callable[[], int]] = {
         "sent": lambda: runtime.relay.send_overdue() if runtime.relay is not None else 0,
         "redriven": lambda: runtime.engine.redrive_stale(stale),
+        "timeouts_queued": lambda: _queue_near_timeouts(runtime),
         "overdue": lambda: _time_out_overdue(runtime),
         "flash_units_returned": lambda: _settle_flash_sales(runtime),
         "refunds_requeued": lambda: _requeue_refunds(runtime, stale),
@@ -57,6 +59,12 @@ def sweep_once(runtime: Runtime) -> dict[str, int]:
     if failures:
         raise failures[0]
     return counts
+
+
+def _queue_near_timeouts(runtime: Runtime) -> int:
+    horizon = payment_events.timeout_horizon(timedelta(seconds=runtime.settings.sweep_interval_seconds))
+    with runtime.db.uow() as uow:
+        return payment_events.queue_near_timeouts(uow, horizon)
 
 
 def _requeue_refunds(runtime: Runtime, stale: timedelta) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import ID_LENGTH, Base, UTCDateTime, created_at_column, id_column, updated_at_column
@@ -39,6 +39,7 @@ class Order(Base):
         CheckConstraint("payable_cents >= 0", name="payable_not_negative"),
         Index("ix_orders_user_id_id", "user_id", "id"),
         Index("ix_orders_status_updated_at", "status", "updated_at"),
+        Index("ix_orders_status_payment_deadline", "status", "payment_deadline"),
     )
 
     id: Mapped[str] = id_column()
@@ -53,6 +54,10 @@ class Order(Base):
     # The provider the buyer chose; None pays through the deployment's default (flash sales).
     payment_provider: Mapped[str | None] = mapped_column(String(16), nullable=True)
     payment_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Whether the payment timeout's ETA task is queued: it is only once the deadline is near.
+    timeout_queued: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
     # Set in the transaction that credits the buyer's points, so they are credited once.
     points_credited: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = created_at_column()

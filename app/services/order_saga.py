@@ -105,6 +105,9 @@ class OrderSteps:
         self.payment_timeout = timedelta(seconds=settings.payment_timeout_seconds)
         self.terms = payments.PaymentTerms(providers.default.name, settings.currency, self.payment_timeout)
         self.public_url = settings.public_url
+        self.timeout_horizon = payment_events.timeout_horizon(
+            timedelta(seconds=settings.sweep_interval_seconds)
+        )
 
     def reserve_stock(self, uow: UnitOfWork, ctx: SagaContext) -> None:
         stock_source(_order(uow, ctx)).reserve(uow, ctx.subject_id)
@@ -160,7 +163,7 @@ class OrderSteps:
 
     def await_payment(self, uow: UnitOfWork, ctx: SagaContext) -> None:
         orders.enter_awaiting_payment(uow, ctx.subject_id, self.payment_timeout)
-        payment_events.schedule_timeout(uow, ctx.saga_id, ctx.subject_id)
+        payment_events.schedule_timeout(uow, ctx.saga_id, ctx.subject_id, self.timeout_horizon)
 
     def confirm_order(self, uow: UnitOfWork, ctx: SagaContext) -> None:
         order = orders.confirm(uow, ctx.subject_id)

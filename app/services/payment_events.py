@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +33,7 @@ from sagas.models import Saga
 AWAIT_STEP = "await_payment"
 REFUND_TASK = "payments.refund_late_payment"
 TIMEOUT_TASK = "payments.payment_timeout"
+MIN_TIMEOUT_HORIZON = timedelta(seconds=60)
 
 SUCCEEDED = "payment.succeeded"
 FAILED = "payment.failed"
@@ -153,13 +154,54 @@ def _refund_succeeded(uow: UnitOfWork, payment: Payment) -> None:
 # -- the payment timeout ---------------------------------------------------------------------
 
 
-def schedule_timeout(uow: UnitOfWork, saga_id: str, order_id: str) -> None:
-    """An ETA task at the deadline; the sweep is the backstop if the broker loses it."""
+def timeout_horizon(sweep_interval: timedelta) -> timedelta:
+    """How near its deadline an order's timeout becomes an ETA task. The broker hands an ETA task
+    to a worker at once, which holds it in memory until it is due: with every deadline queued
+    at once, 100 orders a second awaiting payment for 15 minutes would be 90,000 tasks in one
+    worker. Queued only this near (two sweeps at least, so that one missed sweep still queues
+    it in time), a worker holds the next minute or two of deadlines, and the ETA task still
+    fires on time."""
+    return max(2 * sweep_interval, MIN_TIMEOUT_HORIZON)
+
+
+def schedule_timeout(uow: UnitOfWork, saga_id: str, order_id: str, horizon: timedelta) -> None:
+    """An ETA task at the deadline if it is within `horizon`; otherwise the sweep queues it
+    when it is (`queue_near_timeouts`). The sweep is the backstop if the broker loses it."""
     order = order_row(uow.session, order_id)
     assert order is not None and order.payment_deadline is not None
-    outbox.add(
-        uow, TIMEOUT_TASK, {"saga_id": saga_id, "order_id": order_id}, "payments", eta=order.payment_deadline
+    if order.payment_deadline <= utcnow() + horizon:
+        _queue_timeout(uow, saga_id, order_id, order.payment_deadline)
+
+
+def _queue_timeout(uow: UnitOfWork, saga_id: str, order_id: str, deadline: datetime) -> None:
+    outbox.add(uow, TIMEOUT_TASK, {"saga_id": saga_id, "order_id": order_id}, "payments", eta=deadline)
+    uow.session.execute(
+        update(Order)
+        .where(Order.id == order_id)
+        .values(timeout_queued=True)
+        .execution_options(synchronize_session=False)
     )
+
+
+def queue_near_timeouts(uow: UnitOfWork, horizon: timedelta, limit: int = 5000) -> int:
+    """Queue the ETA task of every order awaiting payment whose deadline came within `horizon`
+    and whose task is not queued yet; the earliest first."""
+    rows = uow.session.execute(
+        select(Saga.id, Order.id, Order.payment_deadline)
+        .join(Saga, Saga.subject_id == Order.id)
+        .where(
+            Order.status == AWAITING_PAYMENT,
+            Order.timeout_queued.is_(False),
+            Order.payment_deadline <= utcnow() + horizon,
+        )
+        .order_by(Order.payment_deadline)
+        .limit(limit)
+    ).all()
+    for saga_id, order_id, deadline in rows:
+        assert deadline is not None  # set on entering AWAITING_PAYMENT
+        _queue_timeout(uow, saga_id, order_id, deadline)
+    uow.commit()
+    return len(rows)
 
 
 def expire_payment(

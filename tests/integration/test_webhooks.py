@@ -20,7 +20,7 @@ from app.models.payments import Payment
 from app.models.webhooks import WebhookEvent
 from app.payments import Providers
 from app.services import coupons, goods, order_saga, orders, payment_events, users
-from app.services.payment_events import REFUND_TASK
+from app.services.payment_events import REFUND_TASK, TIMEOUT_TASK
 from app.services.webhooks import expected_signature
 from app.timeutil import utcnow
 from sagas.engine import SagaEngine
@@ -189,3 +189,35 @@ def test_the_sweep_queues_again_a_refund_that_never_finished(app: Flask, awaitin
     with runtime(app).db.uow() as uow:
         assert payment_events.queue_unfinished_refunds(uow, stale) == 0  # its turn comes again later
     assert refunds_queued() == [awaiting["order_id"]]
+
+
+def test_a_far_deadline_is_queued_by_the_sweep_only_once_it_is_near(
+    app: Flask, awaiting: dict[str, Any]
+) -> None:
+    """A 15-minute deadline is no ETA task yet (a worker would hold it in memory for 15
+    minutes); the sweep queues it, once, when it comes within the horizon."""
+
+    def timeouts_queued() -> list[Any]:
+        with runtime(app).db.uow() as uow:
+            rows = uow.session.scalars(select(OutboxMessage).where(OutboxMessage.task == TIMEOUT_TASK))
+            return [row.eta for row in rows]
+
+    with runtime(app).db.uow() as uow:
+        uow.session.execute(
+            update(Order)
+            .where(Order.id == awaiting["order_id"])
+            .values(status="AWAITING_PAYMENT", payment_deadline=utcnow() + timedelta(minutes=15))
+        )
+        uow.commit()
+    with runtime(app).db.uow() as uow:
+        payment_events.schedule_timeout(uow, awaiting["saga_id"], awaiting["order_id"], timedelta(minutes=2))
+        uow.commit()
+    assert timeouts_queued() == []
+    with runtime(app).db.uow() as uow:
+        assert payment_events.queue_near_timeouts(uow, timedelta(minutes=2)) == 0  # not near yet
+    with runtime(app).db.uow() as uow:
+        assert payment_events.queue_near_timeouts(uow, timedelta(minutes=16)) == 1
+    with runtime(app).db.uow() as uow:
+        assert payment_events.queue_near_timeouts(uow, timedelta(minutes=16)) == 0  # queued once
+        deadline = uow.session.get(Order, awaiting["order_id"]).payment_deadline  # type: ignore[union-attr]
+    assert timeouts_queued() == [deadline]
