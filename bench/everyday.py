@@ -43,6 +43,7 @@ from tests.support.stack import Stack
 from tests.support.webhooks import signed
 
 WEBHOOK = "/api/v1/payments/webhooks/sandbox"
+STATS_DELAY_SECONDS = 11.0
 CALIBRATION_QUERIES = 200  # the bench's own queries, run alone to learn what each costs
 DEFAULT_TIMINGS = {
     "ORDERSAGA_SWEEP_INTERVAL_SECONDS": "60",
@@ -155,7 +156,9 @@ def one_round(shop: Shop, args: argparse.Namespace) -> dict[str, Any]:
 def counters(shop: Shop) -> dict[str, float]:
     """Running totals; figure 3 is their difference over the counted orders."""
     stack = shop.stack
-    time.sleep(1.5)  # PostgreSQL publishes a backend's transaction counts at most once a second
+    # PostgreSQL publishes a backend's transaction counts at most once a second, and an idle
+    # one's (a pooled connection's) within 10 s: wait for both.
+    time.sleep(STATS_DELAY_SECONDS)
     with stack.db.connect() as connection:
         connection.execute(text("SELECT pg_stat_clear_snapshot()"))
         commits, rollbacks = connection.execute(
@@ -220,7 +223,7 @@ def report(rounds: list[dict[str, Any]], work: dict[str, float], args: argparse.
         "median [lowest-highest] over the rounds\n"
     )
     print(f"  {'endpoint':<18} {'req/s':>16} {'p50 ms':>16} {'p99 ms':>18} {'ratio to /healthz':>20}")
-    for name in ENDPOINTS:
+    for name in ENDPOINTS if rounds else ():
         per_second = [r[name].per_second for r in rounds]
         p50 = [pct([x.seconds for x in r[name].replies], 0.5) for r in rounds]
         p99 = [pct([x.seconds for x in r[name].replies], 0.99) for r in rounds]
@@ -230,7 +233,7 @@ def report(rounds: list[dict[str, Any]], work: dict[str, float], args: argparse.
             f" {spread(ratio, '{:.2f}'):>20}"
         )
     print()
-    for name in ("drain to AWAITING_PAYMENT", "drain to CONFIRMED"):
+    for name in ("drain to AWAITING_PAYMENT", "drain to CONFIRMED") if rounds else ():
         print(f"  {name:<26} {spread([r[name] for r in rounds])} orders/s")
     print(f"\n  work per confirmed order ({args.counted} orders, one at a time, confirmed by webhook):")
     for name, value in work.items():
