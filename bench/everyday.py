@@ -10,7 +10,8 @@ worker, beat, PostgreSQL, Redis), everything side by side in one run.
    page of 20) as their buyers, and the sandbox's signed `payment.succeeded` webhook, one per
    order. Requests per second, p50, p99, and the ratio to the trivial endpoint.
 2. The saga drain: how fast the round's orders reach AWAITING_PAYMENT once placed, and
-   CONFIRMED once their webhooks are in.
+   CONFIRMED once their webhooks are in; each beside as many chains of no-op tasks as long as
+   that part of the saga (tasks/ops.py's hop), through the same broker and worker.
 3. Work per confirmed order, counted rather than timed so that it holds on a noisy machine:
    `--counted` orders placed one at a time, each confirmed by a webhook, and what they cost in
    SQL statements (the service's own count in /metrics), transactions (PostgreSQL's
@@ -33,16 +34,24 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import redis
+from celery import Celery
 from sqlalchemy import text
 
+from app.config import load_settings
 from bench.flash_sale import pct
 from bench.load import Result, blast, request_bytes
 from scripts import servers
+from tasks.celery_app import celery_config
+from tasks.ops import HOP_TASK
 from tests.support.processes import celery_worker, gunicorn, wait_until
 from tests.support.stack import Stack
 from tests.support.webhooks import signed
 
 WEBHOOK = "/api/v1/payments/webhooks/sandbox"
+# The order saga's messages: to AWAITING_PAYMENT reserve_stock, create_payment and
+# await_payment (no coupon); from the webhook to CONFIRMED confirm_order and the points.
+TO_AWAITING, TO_CONFIRMED = 3, 2
 STATS_DELAY_SECONDS = 11.0
 CALIBRATION_QUERIES = 200  # the bench's own queries, run alone to learn what each costs
 DEFAULT_TIMINGS = {
@@ -65,6 +74,9 @@ class Shop:
         self.token_of = {buyer["id"]: buyer["token"] for buyer in self.buyers}
         self.goods_id = stack.goods(stock=10**8, price_cents=1000)["id"]
         self.queries = 0  # the bench's own reads of the database: one transaction each
+        self.sender = Celery("bench-sender")
+        self.sender.config_from_object(celery_config(load_settings(stack.env)))
+        self.stack_redis = redis.Redis.from_url(stack.redis.url)
 
     def sql(self, query: str, **params: Any) -> list[Any]:
         self.queries += 1
@@ -117,6 +129,20 @@ class Shop:
         rows = self.sql("SELECT id, user_id FROM orders WHERE status <> 'CONFIRMED'")
         return [(order_id, user_id) for order_id, user_id in rows]
 
+    def chains(self, count: int, length: int) -> float:
+        """Chains per second of `count` chains of `length` no-op tasks (tasks/ops.py's hop),
+        sent at once through the same broker to the same worker as the sagas."""
+        token = uuid.uuid4().hex
+        started = time.perf_counter()
+        for _ in range(count):
+            self.sender.send_task(HOP_TASK, args=(token, length, "orders"), queue="orders")
+
+        def done() -> bool:
+            return int(self.stack_redis.get(f"ordersaga:hops:{token}") or 0) >= count
+
+        wait_until(done, timeout=900, interval=0.05, what=f"{count} chains of {length} tasks")
+        return count / (time.perf_counter() - started)
+
     def drain(self, order_ids: list[str], status: str) -> float:
         """Orders per second until every one of `order_ids` is in `status` (polled every 0.1 s)."""
         started = time.perf_counter()
@@ -143,10 +169,12 @@ def one_round(shop: Shop, args: argparse.Namespace) -> dict[str, Any]:
     orders = shop.open_orders()
     order_ids = [order_id for order_id, _ in orders]
     figures["drain to AWAITING_PAYMENT"] = shop.drain(order_ids, "AWAITING_PAYMENT")
+    figures[f"{TO_AWAITING} no-op tasks"] = shop.chains(len(order_ids), TO_AWAITING)
     figures["GET /orders/{id}"] = expect(shop.blast(shop.reading(orders), args.connections), 200, "reads")
     figures["GET /orders"] = expect(shop.blast(shop.listing(orders), args.connections), 200, "pages")
     figures["webhook"] = expect(shop.blast(shop.paying(order_ids), args.connections), 200, "webhooks")
     figures["drain to CONFIRMED"] = shop.drain(order_ids, "CONFIRMED")
+    figures[f"{TO_CONFIRMED} no-op tasks"] = shop.chains(len(order_ids), TO_CONFIRMED)
     return figures
 
 
@@ -233,8 +261,15 @@ def report(rounds: list[dict[str, Any]], work: dict[str, float], args: argparse.
             f" {spread(ratio, '{:.2f}'):>20}"
         )
     print()
-    for name in ("drain to AWAITING_PAYMENT", "drain to CONFIRMED") if rounds else ():
-        print(f"  {name:<26} {spread([r[name] for r in rounds])} orders/s")
+    drains = (("drain to AWAITING_PAYMENT", TO_AWAITING), ("drain to CONFIRMED", TO_CONFIRMED))
+    for name, length in drains if rounds else ():
+        chain = f"{length} no-op tasks"
+        ratio = [r[name] / r[chain] for r in rounds]
+        print(
+            f"  {name:<26} {spread([r[name] for r in rounds])} orders/s;"
+            f" a chain of {chain}: {spread([r[chain] for r in rounds])} chains/s;"
+            f" ratio {spread(ratio, '{:.2f}')}"
+        )
     print(f"\n  work per confirmed order ({args.counted} orders, one at a time, confirmed by webhook):")
     for name, value in work.items():
         print(f"    {name:<16} {value:6.1f}")

@@ -54,6 +54,23 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in path.read_text().split()] if path.exists() else []
 
 
+def test_a_chain_of_hops_runs_each_link_and_counts_itself_done(
+    worker: Process, pg_url: str, redis_url: str
+) -> None:
+    from celery import Celery
+
+    sender = Celery("test-sender")
+    sender.config_from_object(celery_config(settings_for(pg_url, redis_url)))
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    token = secrets.token_hex(8)
+    for _ in range(3):
+        sender.send_task("ops.hop", args=(token, 4, "orders"), queue="orders")
+    wait_until(
+        lambda: client.get(f"ordersaga:hops:{token}") == "3", timeout=60, what=f"3 chains\n{worker.log()}"
+    )
+    assert worker.log().count("Task ops.hop[") >= 3 * 4
+
+
 def test_the_worker_and_its_pool_run_at_the_configured_lower_priority(
     pg_url: str, redis_url: str, tmp_path: Path
 ) -> None:
