@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import marshmallow as ma
@@ -37,15 +38,27 @@ class InvalidEvent(InvalidInput):
 def sandbox_webhook() -> Any:
     app_state = runtime()
     raw = request.get_data(cache=True)
-    result = "invalid"
-    try:
+
+    def receive() -> str:
         if not webhooks.verify(
             app_state.settings.sandbox_webhook_secret, request.headers.get(SIGNATURE_HEADER), raw, time.time()
         ):
-            result = "invalid-signature"
             raise InvalidSignature("Missing or wrong signature, or a timestamp more than 300 s from now.")
-        event = _parse(raw)
-        result = payment_events.handle_webhook(app_state.db.uow, app_state.engine, event)
+        return payment_events.handle_webhook(app_state.db.uow, app_state.engine, _parse(raw))
+
+    counted("sandbox", receive)
+    return {"received": True}
+
+
+def counted(provider: str, receive: Callable[[], str]) -> str:
+    """Run one webhook's `receive` and count how it ended in ordersaga_webhooks_total: what it
+    returned ("processed", "duplicate", "ignored"), or the refusal it raised."""
+    result = "invalid"
+    try:
+        result = receive()
+    except InvalidSignature:
+        result = "invalid-signature"
+        raise
     except AmountMismatch:
         result = "amount-mismatch"
         raise
@@ -53,8 +66,8 @@ def sandbox_webhook() -> Any:
         result = "not-found"
         raise
     finally:
-        metrics.WEBHOOKS.labels(provider="sandbox", result=result).inc()
-    return {"received": True}
+        metrics.WEBHOOKS.labels(provider=provider, result=result).inc()
+    return result
 
 
 def _parse(raw: bytes) -> payment_events.WebhookEventIn:

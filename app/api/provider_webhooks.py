@@ -14,8 +14,8 @@ from typing import Any
 from flask import Response, request
 from requests.structures import CaseInsensitiveDict
 
-from app import metrics
 from app.api.blueprint import Blueprint
+from app.api.payments import counted
 from app.errors import AmountMismatch, InvalidSignature, NotFound
 from app.extension import runtime
 from app.payments import Providers
@@ -83,26 +83,15 @@ def stripe_webhook() -> Any:
 def _receive(name: str) -> str:
     """Verify, read and apply one notification; raises the errors the answer is made from."""
     app_state = runtime()
-    result = "invalid"
-    try:
+
+    def receive() -> str:
         notification = _read(app_state.providers, name)
         if notification.kind == NotificationKind.IGNORED:
-            result = "ignored"
-        else:
-            event = _event(name, notification)
-            result = payment_events.handle_webhook(app_state.db.uow, app_state.engine, event)
-    except InvalidSignature:
-        result = "invalid-signature"
-        raise
-    except AmountMismatch:
-        result = "amount-mismatch"
-        raise
-    except NotFound:
-        result = "not-found"
-        raise
-    finally:
-        metrics.WEBHOOKS.labels(provider=name, result=result).inc()
-    return result
+            return "ignored"
+        event = _event(name, notification)
+        return payment_events.handle_webhook(app_state.db.uow, app_state.engine, event)
+
+    return counted(name, receive)
 
 
 def _read(providers: Providers, name: str) -> Notification:

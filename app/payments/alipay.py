@@ -33,6 +33,7 @@ from app.payment_settings import AlipaySettings
 from app.payments import alipay_notify
 from app.payments.alipay_wire import CURRENCY, beijing, beijing_now, cents, yuan
 from app.payments.port import (
+    DEFAULT_TIMEOUT,
     Notification,
     PaymentNotFound,
     PaymentStatus,
@@ -40,10 +41,6 @@ from app.payments.port import (
     ProviderRejected,
     ProviderUnavailable,
 )
-
-# (connect, read) seconds, as sandbox.py. urllib, which the SDK uses, has one timeout for the
-# connect and for each read of the socket: it is given the larger of the two.
-DEFAULT_TIMEOUT = (3.05, 10.0)
 
 SUCCESS = "10000"
 TRANSIENT_CODES = frozenset({"20000"})
@@ -92,6 +89,8 @@ class AlipayProvider:
             app_private_key_string=settings.private_key,
             alipay_public_key_string=settings.public_key,
             sign_type="RSA2",
+            # urllib, which the SDK uses, has one timeout for the connect and for each read of
+            # the socket: it is given the larger of the two.
             config=AliPayConfig(timeout=max(timeout)),
         )
         # The SDK knows only its production and its sandbox gateway; the settings say which.

@@ -17,6 +17,20 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+# (connect, read) seconds for every provider call: a provider that hangs must not hold a saga
+# worker for long.
+DEFAULT_TIMEOUT = (3.05, 10.0)
+
+# HTTP answers worth retrying: the provider is overloaded, restarting or asks us to slow down
+# (408, 429, 5xx); or our own credentials were refused (401, 403), a configuration fault of the
+# shop rather than the buyer's refusal, so it is retried (and, once retries run out, left FAILED
+# for an operator) rather than compensated as if the payment had been declined.
+RETRIED_STATUSES = frozenset({401, 403, 408, 429})
+
+
+def is_transient_status(status: int) -> bool:
+    return status >= 500 or status in RETRIED_STATUSES
+
 
 class PaymentStatus(StrEnum):
     """The contract's payment statuses; equal to their plain strings ("PENDING", ...)."""

@@ -12,15 +12,14 @@ from urllib.parse import quote
 import requests
 
 from app.payments.port import (
+    DEFAULT_TIMEOUT,
     PaymentNotFound,
     PaymentStatus,
     ProviderPayment,
     ProviderRejected,
     ProviderUnavailable,
+    is_transient_status,
 )
-
-# (connect, read) seconds: a provider that hangs must not hold a saga worker for long.
-DEFAULT_TIMEOUT = (3.05, 10.0)
 
 STATUSES = {
     "pending": PaymentStatus.PENDING,
@@ -29,13 +28,6 @@ STATUSES = {
     "voided": PaymentStatus.VOIDED,
     "refunded": PaymentStatus.REFUNDED,
 }
-
-# Worth retrying: the provider is overloaded, restarting or asks us to slow down.
-TRANSIENT_STATUSES = {408, 429}
-# Our own credentials refused: a configuration fault of the shop, not the buyer's refusal, so
-# it is retried (and, once retries run out, left FAILED for an operator) rather than
-# compensated as if the payment had been declined.
-CREDENTIAL_STATUSES = {401, 403}
 
 
 class SandboxProvider:
@@ -141,7 +133,7 @@ def _error(response: requests.Response, what: str) -> Exception:
     code = response.status_code
     body = _body(response)
     detail = f"{what}: {code} {body.get('detail') or response.reason}"
-    if code >= 500 or code in TRANSIENT_STATUSES or code in CREDENTIAL_STATUSES:
+    if is_transient_status(code):
         return ProviderUnavailable(detail)
     if code == 404:
         return PaymentNotFound(detail)

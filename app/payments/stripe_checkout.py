@@ -19,6 +19,7 @@ import stripe
 
 from app.payment_settings import StripeSettings
 from app.payments.port import (
+    DEFAULT_TIMEOUT,
     Notification,
     PaymentNotFound,
     PaymentStatus,
@@ -29,8 +30,6 @@ from app.payments.port import (
 )
 from app.payments.stripe_events import read_event
 
-# (connect, read) seconds: a provider that hangs must not hold a saga worker for long.
-DEFAULT_TIMEOUT = (3.05, 10.0)
 # The saga retries every transient failure itself, and a retry inside the SDK would hold the
 # worker for another (connect, read) each time; with our idempotency keys either would be safe.
 DEFAULT_NETWORK_RETRIES = 0

@@ -28,6 +28,7 @@ from wechatpayv3 import WeChatPay, WeChatPayType
 
 from app.payment_settings import WechatpaySettings
 from app.payments.port import (
+    DEFAULT_TIMEOUT,
     Notification,
     PaymentStatus,
     ProviderPayment,
@@ -35,7 +36,7 @@ from app.payments.port import (
     ProviderUnavailable,
 )
 from app.payments.wechatpay_notify import WechatpayNotifications
-from app.payments.wechatpay_wire import DEFAULT_TIMEOUT, WechatpayWire, WireKeys, segment
+from app.payments.wechatpay_wire import WechatpayWire, WireKeys, segment
 
 CURRENCY = "CNY"
 CHINA_TIME = timezone(timedelta(hours=8), "CST")

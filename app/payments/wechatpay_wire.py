@@ -21,18 +21,19 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from wechatpayv3.utils import build_authorization, rsa_verify
 
-from app.payments.port import PaymentNotFound, PaymentStatus, ProviderRejected, ProviderUnavailable
+from app.payments.port import (
+    DEFAULT_TIMEOUT,
+    PaymentNotFound,
+    PaymentStatus,
+    ProviderRejected,
+    ProviderUnavailable,
+    is_transient_status,
+)
 
-# (connect, read) seconds, as for the sandbox: a provider that hangs must not hold a worker long.
-DEFAULT_TIMEOUT = (3.05, 10.0)
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
 
-# Worth retrying: overloaded, restarting, or asking us to slow down.
-TRANSIENT_STATUSES = {408, 429}
+# Worth retrying besides the HTTP statuses every provider retries (port.is_transient_status).
 TRANSIENT_CODES = {"SYSTEM_ERROR", "FREQUENCY_LIMITED", "BANKERROR"}
-# Our own credentials refused (401 SIGN_ERROR, 403 NO_AUTH): a configuration fault of the shop,
-# not the buyer's refusal, so it is retried and then left for an operator, as sandbox.py does.
-CREDENTIAL_STATUSES = {401, 403}
 # A 404 only means "no such payment" when WeChat Pay says so; any other 404 (a wrong base URL,
 # a proxy's page) is an outage, never a reason to give a payment up.
 NOT_FOUND_CODES = {"ORDER_NOT_EXIST", "RESOURCE_NOT_EXISTS"}
@@ -145,7 +146,7 @@ def _error(response: requests.Response, what: str) -> Exception:
     body = _error_body(response)
     code = body.get("code") if isinstance(body.get("code"), str) else None
     detail = f"{what}: {status} {code or ''} {str(body.get('message') or response.reason)[:200]}"
-    if status >= 500 or status in TRANSIENT_STATUSES or status in CREDENTIAL_STATUSES:
+    if is_transient_status(status):  # 401 SIGN_ERROR, 403 NO_AUTH among them
         return ProviderUnavailable(detail)
     if code in TRANSIENT_CODES:
         return ProviderUnavailable(detail)

@@ -35,19 +35,17 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import requests
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.x509.oid import NameOID
 from wechatpayv3.utils import rsa_sign
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from app.payment_settings import WechatpaySettings
-from tests.support.keys import new_rsa_key, private_pem, public_pem
+from tests.support.keys import certificate, new_rsa_key, private_pem, public_pem
 from tests.support.standins.server import StandInServer
 
 MCHID = "1900000109"
@@ -89,21 +87,6 @@ class StandinKeys:
     @classmethod
     def generate(cls) -> StandinKeys:
         return cls(new_rsa_key(), _random(40, "0123456789ABCDEF"), new_rsa_key(), _random(32), new_rsa_key())
-
-
-def _self_signed(key: rsa.RSAPrivateKey) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tenpay.com stand-in platform certificate")])
-    now = datetime.now(UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
 
 
 @dataclass(frozen=True)
@@ -200,9 +183,7 @@ class WechatpayStandin:
         self.keys = keys or StandinKeys.generate()
         self.mchid, self.appid, self.mode = mchid, appid, mode
         if mode == "certificate":
-            certificate = _self_signed(self.keys.platform_key)
-            self.public_key_pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
-            self.public_key_id = format(certificate.serial_number, "X")
+            self.public_key_pem, self.public_key_id = certificate(self.keys.platform_key)
         elif mode == "public_key":
             self.public_key_pem = public_pem(self.keys.platform_key)
             self.public_key_id = "PUB_KEY_ID_0114" + _random(20, string.digits)
