@@ -30,7 +30,9 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -281,6 +283,14 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=1200, help="orders per round")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--counted", type=int, default=40, help="orders for figure 3")
+    stack_arguments(parser)
+    args = parser.parse_args()
+    with shop_on_stack(args) as shop:
+        run(shop, args)
+
+
+def stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """The stack's own options, shared with bench/connections.py so that both measure one stack."""
     parser.add_argument("--concurrency", type=int, default=2, help="the celery worker's processes")
     parser.add_argument("--buyers", type=int, default=200)
     parser.add_argument(
@@ -288,38 +298,45 @@ def main() -> None:
         help="a PostgreSQL server's URL (default: the local one on 5432 if it answers, else a "
         "throwaway one, as the tests start, with fsync off)",
     )
-    args = parser.parse_args()
+
+
+@contextmanager
+def shop_on_stack(args: argparse.Namespace, **env: str) -> Iterator[Shop]:
+    """The real stack (gunicorn -w 2, one celery worker, beat, PostgreSQL, Redis) and its Shop,
+    torn down afterwards; one bring-up for every bench of the everyday stack (bench/connections.py
+    too), so that their figures are of the same stack. `env` is added to the default timings."""
     with tempfile.TemporaryDirectory(prefix="ordersaga-bench-") as workdir:
         postgres = servers.ensure_postgres(args.postgres, Path(workdir))
         try:
-            run(postgres.url, args)
+            # The service's own timings, not the tests' fast ones: a sweep every second would add
+            # its transactions to every order's count.
+            stack = Stack(postgres.url, **{**DEFAULT_TIMINGS, **env})
+            try:
+                start_processes(stack, args.concurrency)
+                print(f"setting up {args.buyers} buyers ...", flush=True)
+                yield Shop(stack, args.buyers)
+            finally:
+                stack.close()
         finally:
             postgres.stop()
 
 
-def run(postgres_url: str, args: argparse.Namespace) -> None:
-    # The service's own timings, not the tests' fast ones: a sweep every second would add its
-    # transactions to every order's count.
-    stack = Stack(postgres_url, **DEFAULT_TIMINGS)
-    try:
-        stack.processes["api"] = gunicorn(stack.env, stack.workdir, stack.port, workers=2).start()
-        wait_until(stack._ready, timeout=60, what="the API")
-        stack.processes["worker"] = celery_worker(
-            stack.env, stack.workdir, concurrency=args.concurrency
-        ).start()
-        stack.start_beat()
-        print(f"setting up {args.buyers} buyers ...", flush=True)
-        shop = Shop(stack, args.buyers)
-        shop.blast(shop.trivial(2000), args.connections)  # warm-up
-        rounds = []
-        for number in range(1, args.rounds + 1):
-            print(f"round {number} of {args.rounds} ...", flush=True)
-            rounds.append(one_round(shop, args))
-        print("counting the work of one order ...", flush=True)
-        work = work_per_order(shop, args.counted)
-        report(rounds, work, args)
-    finally:
-        stack.close()
+def start_processes(stack: Stack, concurrency: int) -> None:
+    stack.processes["api"] = gunicorn(stack.env, stack.workdir, stack.port, workers=2).start()
+    wait_until(stack._ready, timeout=60, what="the API")
+    stack.processes["worker"] = celery_worker(stack.env, stack.workdir, concurrency=concurrency).start()
+    stack.start_beat()
+
+
+def run(shop: Shop, args: argparse.Namespace) -> None:
+    shop.blast(shop.trivial(2000), args.connections)  # warm-up
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        print(f"round {number} of {args.rounds} ...", flush=True)
+        rounds.append(one_round(shop, args))
+    print("counting the work of one order ...", flush=True)
+    work = work_per_order(shop, args.counted)
+    report(rounds, work, args)
 
 
 if __name__ == "__main__":
