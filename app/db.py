@@ -110,6 +110,17 @@ class Database:
             max_overflow=4,
         )
 
+    @cached_property
+    def reads(self) -> Engine:
+        """For reads that write nothing, the API's order reads above all.
+
+        On PostgreSQL its connections autocommit, so a read is its statement alone: no BEGIN
+        before it, no ROLLBACK after. It shares the engine's pool. On SQLite it is the one engine.
+        """
+        if self.dialect != "postgresql":
+            return self.engine
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory, self.after_commit)
 

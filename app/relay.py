@@ -3,7 +3,8 @@
 It runs right after each commit (for speed) and from the sweep (for messages the broker could
 not take at the time); held messages (a flash winner's first saga step) wait for `release_due`.
 No database transaction is open while it talks to the broker; a message sent twice (a crash
-between sending and marking) is harmless because every task is idempotent.
+between sending and marking) is harmless because every task is idempotent. A saga's messages
+come committed as sent (app/outbox.py): the relay marks unsent those the broker refused.
 """
 
 from __future__ import annotations
@@ -128,17 +129,27 @@ class OutboxRelay:
                     )
                     sent.append(message.id)
         finally:
-            if sent:
-                self._mark_sent(sent)
+            self._record(messages, set(sent))
         return len(sent)
 
-    def _mark_sent(self, ids: list[int]) -> None:
-        """Without a session: no identity map is needed to stamp a few rows. If the mark is lost
-        in a crash, the sweep sends the message again, which every task absorbs."""
+    def _record(self, messages: list[OutboxMessage], sent: set[int]) -> None:
+        """Mark sent what went out, and unsent what was committed as sent but did not go out
+        (`outbox.add_presumed_sent`), so that the sweep sends it."""
+        presumed = {message.id for message in messages if message.sent_at is not None}
+        if sent - presumed:
+            self._mark(sorted(sent - presumed), utcnow())
+        if presumed - sent:
+            self._mark(sorted(presumed - sent), None)
+
+    def _mark(self, ids: list[int], sent_at: datetime | None) -> None:
+        """Without a session: no identity map is needed to stamp a few rows. If a "sent" mark
+        is lost in a crash, the sweep sends the message again, which every task absorbs."""
         outbox: Table = OutboxMessage.__table__  # type: ignore[assignment]
-        unsent = outbox.c.id.in_(ids) & outbox.c.sent_at.is_(None)
+        marking = update(outbox).where(outbox.c.id.in_(ids)).values(sent_at=sent_at)
+        if sent_at is not None:  # not one the sweep has marked meanwhile
+            marking = marking.where(outbox.c.sent_at.is_(None))
         with self.db.bookkeeping.begin() as connection:
-            connection.execute(update(outbox).where(unsent).values(sent_at=utcnow()))
+            connection.execute(marking)
 
     def purge_sent(self, older_than: timedelta, batch: int = 5_000, batches: int = 20) -> int:
         """Delete messages sent more than `older_than` ago; returns how many.

@@ -32,6 +32,7 @@ from app.errors import ServiceError
 from app.extension import EXTENSION
 from app.logs import configure_logging, new_request_id, request_id_var, valid_request_id
 from app.problems import handle_http_exception, handle_service_error, handle_unexpected, problem
+from app.relay_thread import RelayThread
 from app.sandbox.web import init_sandbox
 from app.schemas.common import ProblemSchema
 from tasks.celery_app import celery_init_app
@@ -95,6 +96,13 @@ def create_app(
     celery_init_app(app, runtime)
     app.wsgi_app = FlashPurchaseFastPath(app.wsgi_app, runtime)  # type: ignore[method-assign]
     return app
+
+
+def relay_in_background(app: Flask) -> None:
+    """Let requests answer without waiting for the broker: a thread sends what they commit."""
+    runtime: Runtime = app.extensions[EXTENSION]
+    if runtime.relay is not None:
+        runtime.db.after_commit = RelayThread(runtime.relay)
 
 
 def _register_api(app: Flask, runtime: Runtime) -> None:

@@ -62,6 +62,7 @@ DEFAULT_TIMINGS = {
     "ORDERSAGA_STEP_MAX_RETRIES": "5",
     "ORDERSAGA_STEP_RETRY_BACKOFF_SECONDS": "2",
 }
+BY_SOURCE = "SQL statements from "  # figure 3's statements, by the endpoint or task that made them
 ENDPOINTS = ("GET /healthz", "POST /orders", "GET /orders/{id}", "GET /orders", "webhook")
 
 
@@ -196,9 +197,11 @@ def counters(shop: Shop) -> dict[str, float]:
         ).one()
         messages = connection.execute(text("SELECT count(*) FROM outbox_messages")).scalar_one()
     metrics = stack.call("GET", "/metrics").text
-    statements = re.findall(r"^ordersaga_sql_statements_total\{[^}]*\} (\S+)$", metrics, re.M)
+    statements = re.findall(r'^ordersaga_sql_statements_total\{source="([^"]*)"\} (\S+)$', metrics, re.M)
+    by_source = {f"{BY_SOURCE}{source}": float(value) for source, value in statements}
     return {
-        "SQL statements": sum(float(value) for value in statements),
+        "SQL statements": sum(by_source.values()),
+        **by_source,
         "transactions": commits + rollbacks,
         "  of them rollbacks": rollbacks,
         "Celery messages": messages,
@@ -207,7 +210,7 @@ def counters(shop: Shop) -> dict[str, float]:
 
 
 def difference(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
-    return {name: after[name] - before[name] for name in after}
+    return {name: after[name] - before.get(name, 0.0) for name in after}
 
 
 def work_per_order(shop: Shop, count: int) -> dict[str, float]:
@@ -236,7 +239,7 @@ def work_per_order(shop: Shop, count: int) -> dict[str, float]:
         shop.drain([order["id"]], "CONFIRMED")
     own = shop.queries - queries
     used = difference(difference(counters(shop), start), reading)
-    return {name: (value - own * per_query[name]) / count for name, value in used.items()}
+    return {name: (value - own * per_query.get(name, 0.0)) / count for name, value in used.items()}
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -274,7 +277,12 @@ def report(rounds: list[dict[str, Any]], work: dict[str, float], args: argparse.
         )
     print(f"\n  work per confirmed order ({args.counted} orders, one at a time, confirmed by webhook):")
     for name, value in work.items():
-        print(f"    {name:<16} {value:6.1f}")
+        if not name.startswith(BY_SOURCE):
+            print(f"    {name:<16} {value:6.1f}")
+        if name == "SQL statements":
+            sources = sorted((v, n) for n, v in work.items() if n.startswith(BY_SOURCE) and round(v, 1))
+            for count, source in reversed(sources):
+                print(f"      {count:5.1f} from {source.removeprefix(BY_SOURCE)}")
 
 
 def main() -> None:

@@ -53,8 +53,9 @@ class SagaEngine(Recovery):
         subject_id: str,
         priority: int | None = None,
         not_before: datetime | None = None,
-    ) -> str:
-        """Create the saga in the caller's transaction and queue its first step; returns its id.
+    ) -> Saga:
+        """Create the saga in the caller's transaction and queue its first step; returns the saga
+        as inserted (outside the session: its steps are not loaded).
 
         `priority` is the broker priority of all its messages. `not_before` delays the first
         step: its message is held in the outbox until it is released, and the sweep counts the
@@ -65,13 +66,13 @@ class SagaEngine(Recovery):
         ctx = SagaContext(saga_id, subject_id)
         skipped, first = self._plan(uow, definition, ctx, 0)
         new = rows.NewSaga(saga_id, saga_type, subject_id, first, skipped, self.clock(), priority, not_before)
-        step = rows.insert_saga(uow, definition, new)
+        step, row = rows.insert_saga(uow, definition, new)
         if step is not None and step.is_wait:
             if step.on_wait is not None:
                 step.on_wait(uow, ctx)
         elif step is not None:
             messages.send_new(uow, definition, step, ACTION, (saga_id, subject_id, priority), due=not_before)
-        return saga_id
+        return Saga(**row)
 
     # -- forward ------------------------------------------------------------------------------
 

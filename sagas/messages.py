@@ -41,8 +41,8 @@ def send_new(
         task, queue = definition.compensation_task(step), step.compensation_queue or step.queue
     # Both ids as keyword arguments: Flower's search finds a saga's tasks by either.
     kwargs = {"saga_id": saga_id, definition.subject_name: subject_id}
-    if due is None:
-        outbox.add(uow, task, kwargs, queue, priority=priority)
+    if due is None:  # a lost one is re-sent by the sweep's re-drive of a saga that has not moved
+        outbox.add_presumed_sent(uow, task, kwargs, queue, priority=priority)
     else:
         outbox.hold(uow, task, kwargs, queue, due=due, priority=priority)
 

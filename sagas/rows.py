@@ -117,29 +117,29 @@ class NewSaga:
     not_before: datetime | None = None
 
 
-def insert_saga(uow: UnitOfWork, definition: SagaDefinition, new: NewSaga) -> Step | None:
+def insert_saga(
+    uow: UnitOfWork, definition: SagaDefinition, new: NewSaga
+) -> tuple[Step | None, dict[str, Any]]:
     """Insert the saga and all its step rows as plain INSERTs, not through the ORM: every order
     starts one before its answer, and the ORM's flush of these rows costs more than the
-    statements. Returns its first step (None if it is complete already)."""
+    statements. Returns its first step (None if it is complete already) and the saga's row."""
     step = definition.steps[new.first] if new.first is not None else None
     status = COMPLETED if step is None else step.wait_status or RUNNING
-    uow.connection.execute(
-        insert(SAGAS),
-        {
-            "id": new.id,
-            "type": new.type,
-            "subject_id": new.subject_id,
-            "status": status,
-            "position": new.first if new.first is not None else 0,
-            "cancel_requested": False,
-            "created_at": new.now,
-            "updated_at": new.now,
-            "priority": new.priority,
-            "not_before": new.not_before,
-        },
-    )
+    row = {
+        "id": new.id,
+        "type": new.type,
+        "subject_id": new.subject_id,
+        "status": status,
+        "position": new.first if new.first is not None else 0,
+        "cancel_requested": False,
+        "created_at": new.now,
+        "updated_at": new.now,
+        "priority": new.priority,
+        "not_before": new.not_before,
+    }
+    uow.connection.execute(insert(SAGAS), row)
     uow.connection.execute(insert(SAGA_STEPS), _step_rows(definition, new, step))
-    return step
+    return step, row
 
 
 def _step_rows(definition: SagaDefinition, new: NewSaga, first: Step | None) -> list[dict[str, Any]]:

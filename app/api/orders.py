@@ -13,7 +13,7 @@ from app.api.blueprint import Blueprint
 from app.errors import InvalidInput
 from app.extension import runtime
 from app.schemas.orders import OrderCreateSchema, OrderPageSchema, OrderQuerySchema, OrderSchema
-from app.services import orders
+from app.services import order_reads, orders
 
 blp = Blueprint("orders", __name__, url_prefix="/api/v1/orders", description="Orders and their sagas")
 
@@ -63,8 +63,8 @@ def place_order(data: dict[str, Any]) -> Any:
 @login_required
 @blp.response(200, OrderSchema)
 def get_order(order_id: str) -> Any:
-    with runtime().db.uow() as uow:
-        return orders.get_order(uow, order_id, owner_id=current_principal().user_id)
+    with runtime().db.reads.connect() as connection:
+        return order_reads.order(connection, order_id, owner_id=current_principal().user_id)
 
 
 @blp.get("")
@@ -73,8 +73,8 @@ def get_order(order_id: str) -> Any:
 @blp.response(200, OrderPageSchema)
 def list_orders(query: dict[str, Any]) -> Any:
     user_id = current_principal().user_id or query["user_id"]
-    with runtime().db.uow() as uow:
-        return orders.list_orders(uow, user_id, query["status"], query["limit"], query["cursor"])
+    with runtime().db.reads.connect() as connection:
+        return order_reads.orders(connection, user_id, query["status"], query["limit"], query["cursor"])
 
 
 @blp.post("/<order_id>/cancel")

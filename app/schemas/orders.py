@@ -52,6 +52,9 @@ class PaymentSchema(ma.Schema):
     checkout_url = fields.String(allow_none=True)
 
 
+PAYMENT_SCHEMA = PaymentSchema()  # built once: building a schema costs more than a dump
+
+
 class SagaRefSchema(ma.Schema):
     id = fields.String()
     status = fields.String()
@@ -79,7 +82,7 @@ class OrderSchema(ma.Schema):
         payment = order.payment
         if payment is None or payment.provider_payment_id is None:
             return None
-        result: dict[str, Any] = PaymentSchema().dump(payment)
+        result: dict[str, Any] = PAYMENT_SCHEMA.dump(payment)
         return result
 
 

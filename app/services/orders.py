@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import lazyload, selectinload
+from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.bounds import MAX_CENTS
@@ -38,7 +38,6 @@ from app.models.orders import (
 )
 from app.models.payments import Payment
 from app.services.lookup import find, order_row
-from app.services.pagination import Page, paginate
 from app.timeutil import utcnow
 from sagas.engine import SagaEngine
 from sagas.models import Saga
@@ -50,9 +49,9 @@ ABANDONED_KEY_AFTER = timedelta(seconds=60)
 # An order on the wire shows its saga's id and status, not the saga's steps: loading those with
 # every order read would be a query more for nothing (they still load if touched).
 AS_SHOWN = (selectinload(Order.saga).lazyload(Saga.steps),)
-SAGA_ALONE = (lazyload(Saga.steps),)
 ORDERS: Table = Order.__table__  # type: ignore[assignment]
 ORDER_ITEMS: Table = OrderItem.__table__  # type: ignore[assignment]
+GOODS: Table = Goods.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ def place_order(
     try:
         with new_uow() as uow:
             order = _new_order(uow, new)
-            saga_id = engine.start(uow, ORDER_SAGA, order.id)
+            saga = engine.start(uow, ORDER_SAGA, order.id)
             if idempotency is not None:
                 done = uow.session.execute(
                     update(IdempotencyKey)
@@ -122,10 +121,9 @@ def place_order(
                 if done.rowcount != 1:  # type: ignore[attr-defined]
                     # We stalled so long that another request took the key over: it owns the order.
                     raise Conflict("This Idempotency-Key was taken over by a newer request.")
-            # Read what the answer shows while the transaction is open: the order needs no
-            # second transaction to be read back (the session keeps it after the commit).
+            # The answer shows the rows as inserted: nothing needs reading back.
             set_committed_value(order, "payment", None)
-            set_committed_value(order, "saga", uow.session.get(Saga, saga_id, options=SAGA_ALONE))
+            set_committed_value(order, "saga", saga)
             uow.commit()
     except BaseException:
         if idempotency is not None:
@@ -138,7 +136,7 @@ def _new_order(uow: UnitOfWork, new: NewOrder) -> Order:
     user_id, lines, coupon_id = new.user_id, new.lines, new.coupon_id
     wanted = {line.goods_id for line in lines}
     prices: dict[str, int] = dict(
-        uow.session.execute(select(Goods.id, Goods.price_cents).where(Goods.id.in_(wanted))).all()
+        uow.connection.execute(select(GOODS.c.id, GOODS.c.price_cents).where(GOODS.c.id.in_(wanted))).all()
     )
     for index, line in enumerate(lines):
         if line.goods_id not in prices:
@@ -262,17 +260,6 @@ def get_order(uow: UnitOfWork, order_id: str, owner_id: str | None = None) -> Or
     if order is None or (owner_id is not None and order.user_id != owner_id):
         raise NotFound(f"No order {order_id!r}.")
     return order
-
-
-def list_orders(
-    uow: UnitOfWork, user_id: str | None, status: str | None, limit: int, cursor: str | None
-) -> Page[Order]:
-    statement = select(Order).options(*AS_SHOWN)
-    if user_id is not None:
-        statement = statement.where(Order.user_id == user_id)
-    if status is not None:
-        statement = statement.where(Order.status == status)
-    return paginate(uow.session, statement, Order.id, limit, cursor)
 
 
 def cancel_order(

@@ -20,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from app.db import Database, UnitOfWork
 from app.models.base import Base
@@ -100,25 +100,23 @@ class Toy:
         self.definition = trip_saga(self.trip)
         self.engine = SagaEngine(self.db.uow, {"trip": self.definition}, clock=lambda: self.now)
         self.attempts: dict[int, int] = {}  # a message's retries so far, as Celery counts them
+        self.taken_up_to = 0  # the id of the last message taken
 
     def start(self, trip_id: str) -> str:
         with self.db.uow() as uow:
-            saga_id = self.engine.start(uow, "trip", trip_id)
+            saga_id = self.engine.start(uow, "trip", trip_id).id
             uow.commit()
         return saga_id
 
     def take(self) -> OutboxMessage | None:
-        """The oldest message not yet sent, marked sent (as the relay does)."""
+        """The oldest message not taken yet, as a broker's queue hands them out in order."""
         with self.db.uow() as uow:
             message = uow.session.scalars(
-                select(OutboxMessage).where(OutboxMessage.sent_at.is_(None)).order_by(OutboxMessage.id)
+                select(OutboxMessage).where(OutboxMessage.id > self.taken_up_to).order_by(OutboxMessage.id)
             ).first()
-            if message is not None:
-                uow.session.execute(
-                    update(OutboxMessage).where(OutboxMessage.id == message.id).values(sent_at=utcnow())
-                )
-                uow.commit()
-            return message
+        if message is not None:
+            self.taken_up_to = message.id
+        return message
 
     def deliver(self, message: OutboxMessage) -> None:
         """What a step task does with its message: run it; on a fault, retry it until the policy
