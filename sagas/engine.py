@@ -304,6 +304,10 @@ class SagaEngine(Recovery):
         subject lock the saga first, as the engine does, so they never deadlock with a step."""
         return self._lock(uow, saga_id)[0]
 
+    def lock_subject(self, uow: UnitOfWork, subject_id: str) -> Saga:
+        """`lock`, for the saga of `subject_id`."""
+        return rows.lock_subject(uow, subject_id)
+
     def waiting_at(self, saga: Saga, step_name: str) -> bool:
         definition = self.definitions[saga.type]
         step = definition.step(step_name)

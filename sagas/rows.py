@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import joinedload
 
 from app.db import UnitOfWork
@@ -37,9 +37,20 @@ LIVE = (STEP_PENDING, STEP_RUNNING)  # a step that has not finished, started or 
 ONLY_RUNNING = (STEP_RUNNING,)
 
 
+_LOCKED = "sagas.locked"  # in session.info: (the transaction, the sagas it has locked)
+
+
 def lock(uow: UnitOfWork, saga_id: str) -> Saga:
-    """The saga with its steps, in one query; only the saga's row is locked."""
-    saga = uow.session.get(
+    """The saga with its steps, in one query; only the saga's row is locked.
+
+    Asked again in the same transaction (a webhook locks the saga, then resumes it), it answers
+    from the session without a query: the row is still locked, and nothing changes a saga but
+    through the session's own copy."""
+    session = uow.session
+    held: tuple[Any, dict[str, Saga]] | None = session.info.get(_LOCKED)
+    if held is not None and held[0] is session.get_transaction() and saga_id in held[1]:
+        return held[1][saga_id]
+    saga = session.get(
         Saga,
         saga_id,
         options=[joinedload(Saga.steps)],
@@ -48,6 +59,32 @@ def lock(uow: UnitOfWork, saga_id: str) -> Saga:
     )
     if saga is None:
         raise NotFound(f"No saga {saga_id!r}.")
+    return _held(uow, saga)
+
+
+def lock_subject(uow: UnitOfWork, subject_id: str) -> Saga:
+    """`lock`, for the saga of `subject_id` (an order's, for its payment's webhook)."""
+    query = (
+        select(Saga)
+        .options(joinedload(Saga.steps))
+        .where(Saga.subject_id == subject_id)
+        .with_for_update(of=Saga)
+        .execution_options(populate_existing=True)
+    )
+    saga = uow.session.scalars(query).unique().one_or_none()  # every row: the steps come one a row
+    if saga is None:
+        raise NotFound(f"No saga of {subject_id!r}.")
+    return _held(uow, saga)
+
+
+def _held(uow: UnitOfWork, saga: Saga) -> Saga:
+    """Remember that this transaction holds the saga's lock (see `lock`)."""
+    session = uow.session
+    transaction = session.get_transaction()  # begun by the query, if it was not already
+    held: tuple[Any, dict[str, Saga]] | None = session.info.get(_LOCKED)
+    if held is None or held[0] is not transaction:
+        held = session.info[_LOCKED] = (transaction, {})
+    held[1][saga.id] = saga
     return saga
 
 

@@ -104,9 +104,7 @@ def _payment_of(uow: UnitOfWork, event: WebhookEventIn) -> Payment:
 
 
 def _saga_of(uow: UnitOfWork, engine: SagaEngine, order_id: str) -> Saga:
-    saga_id = uow.session.scalar(select(Saga.id).where(Saga.subject_id == order_id))
-    assert saga_id is not None
-    return engine.lock(uow, saga_id)
+    return engine.lock_subject(uow, order_id)
 
 
 def _lock_order(uow: UnitOfWork, order_id: str) -> Order:
