@@ -177,7 +177,7 @@ def one_round(stack: Stack, args: argparse.Namespace, tokens: list[str]) -> Roun
     # when the last order changed status (to AWAITING_PAYMENT: nobody pays in the bench).
     times = stack.sql(
         """SELECT min(step.started_at) AS first, max(step.started_at) AS last FROM saga_steps step
-           JOIN sagas s ON s.id = step.saga_id JOIN orders o ON o.id = s.order_id
+           JOIN sagas s ON s.id = step.saga_id JOIN orders o ON o.id = s.subject_id
            WHERE o.flash_sale_id = :id AND step.position = 0 AND step.kind = 'action'""",
         id=sale["id"],
     )[0]
