@@ -30,6 +30,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ DEFAULT_TIMINGS = {
     "ORDERSAGA_STEP_RETRY_BACKOFF_SECONDS": "2",
 }
 ENDPOINTS = ("GET /healthz", "POST /orders", "GET /orders/{id}", "GET /orders", "webhook")
+DRAINS = (("drain to AWAITING_PAYMENT", TO_AWAITING), ("drain to CONFIRMED", TO_CONFIRMED))
 
 
 class Shop:
@@ -244,9 +246,13 @@ def spread(values: list[float], fmt: str = "{:.0f}") -> str:
     return f"{fmt.format(statistics.median(values))} [{fmt.format(min(values))}-{fmt.format(max(values))}]"
 
 
-def report(rounds: list[dict[str, Any]], work: dict[str, float], args: argparse.Namespace) -> None:
+def report_rounds(
+    rounds: list[dict[str, Any]], args: argparse.Namespace, heading: str = "everyday orders"
+) -> None:
+    """Figures 1 and 2: medians [lowest-highest] over the rounds (bench/growth.py prints them for
+    each size of the database, under its own heading)."""
     print(
-        f"\neveryday orders: {len(rounds)} rounds of {args.orders} orders, {args.connections} keep-alive "
+        f"\n{heading}: {len(rounds)} rounds of {args.orders} orders, {args.connections} keep-alive "
         f"connections; gunicorn -w 2, one celery worker --concurrency {args.concurrency}, beat; "
         "median [lowest-highest] over the rounds\n"
     )
@@ -261,8 +267,7 @@ def report(rounds: list[dict[str, Any]], work: dict[str, float], args: argparse.
             f" {spread(ratio, '{:.2f}'):>20}"
         )
     print()
-    drains = (("drain to AWAITING_PAYMENT", TO_AWAITING), ("drain to CONFIRMED", TO_CONFIRMED))
-    for name, length in drains if rounds else ():
+    for name, length in DRAINS if rounds else ():
         chain = f"{length} no-op tasks"
         ratio = [r[name] / r[chain] for r in rounds]
         print(
@@ -270,17 +275,20 @@ def report(rounds: list[dict[str, Any]], work: dict[str, float], args: argparse.
             f" a chain of {chain}: {spread([r[chain] for r in rounds])} chains/s;"
             f" ratio {spread(ratio, '{:.2f}')}"
         )
+
+
+def report(rounds: list[dict[str, Any]], work: dict[str, float], args: argparse.Namespace) -> None:
+    report_rounds(rounds, args)
     print(f"\n  work per confirmed order ({args.counted} orders, one at a time, confirmed by webhook):")
     for name, value in work.items():
         print(f"    {name:<16} {value:6.1f}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the stack and of figures 1 and 2, shared with bench/growth.py."""
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--orders", type=int, default=1200, help="orders per round")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--counted", type=int, default=40, help="orders for figure 3")
     parser.add_argument("--concurrency", type=int, default=2, help="the celery worker's processes")
     parser.add_argument("--buyers", type=int, default=200)
     parser.add_argument(
@@ -288,7 +296,10 @@ def main() -> None:
         help="a PostgreSQL server's URL (default: the local one on 5432 if it answers, else a "
         "throwaway one, as the tests start, with fsync off)",
     )
-    args = parser.parse_args()
+
+
+def on_postgres(args: argparse.Namespace, run: Callable[[str, argparse.Namespace], None]) -> None:
+    """Run `run` on the PostgreSQL server `--postgres` names, or on one started for the run."""
     with tempfile.TemporaryDirectory(prefix="ordersaga-bench-") as workdir:
         postgres = servers.ensure_postgres(args.postgres, Path(workdir))
         try:
@@ -297,24 +308,49 @@ def main() -> None:
             postgres.stop()
 
 
-def run(postgres_url: str, args: argparse.Namespace) -> None:
+def start_stack(postgres_url: str, concurrency: int) -> Stack:
+    """The stack every figure runs on: gunicorn -w 2, one celery worker, beat."""
     # The service's own timings, not the tests' fast ones: a sweep every second would add its
     # transactions to every order's count.
     stack = Stack(postgres_url, **DEFAULT_TIMINGS)
     try:
         stack.processes["api"] = gunicorn(stack.env, stack.workdir, stack.port, workers=2).start()
         wait_until(stack._ready, timeout=60, what="the API")
-        stack.processes["worker"] = celery_worker(
-            stack.env, stack.workdir, concurrency=args.concurrency
-        ).start()
+        stack.processes["worker"] = celery_worker(stack.env, stack.workdir, concurrency=concurrency).start()
         stack.start_beat()
-        print(f"setting up {args.buyers} buyers ...", flush=True)
-        shop = Shop(stack, args.buyers)
-        shop.blast(shop.trivial(2000), args.connections)  # warm-up
-        rounds = []
-        for number in range(1, args.rounds + 1):
-            print(f"round {number} of {args.rounds} ...", flush=True)
-            rounds.append(one_round(shop, args))
+    except BaseException:
+        stack.close()
+        raise
+    return stack
+
+
+def open_shop(stack: Stack, args: argparse.Namespace) -> Shop:
+    print(f"setting up {args.buyers} buyers ...", flush=True)
+    shop = Shop(stack, args.buyers)
+    shop.blast(shop.trivial(2000), args.connections)  # warm-up
+    return shop
+
+
+def rounds_of(shop: Shop, args: argparse.Namespace, what: str = "") -> list[dict[str, Any]]:
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        print(f"round {number} of {args.rounds}{what} ...", flush=True)
+        rounds.append(one_round(shop, args))
+    return rounds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_stack_arguments(parser)
+    parser.add_argument("--counted", type=int, default=40, help="orders for figure 3")
+    on_postgres(parser.parse_args(), run)
+
+
+def run(postgres_url: str, args: argparse.Namespace) -> None:
+    stack = start_stack(postgres_url, args.concurrency)
+    try:
+        shop = open_shop(stack, args)
+        rounds = rounds_of(shop, args)
         print("counting the work of one order ...", flush=True)
         work = work_per_order(shop, args.counted)
         report(rounds, work, args)
