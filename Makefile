@@ -40,9 +40,11 @@ test: lint
 test-unit: install-dev
 	$(BIN)/pytest tests/unit
 
-# Everyday orders on the real stack beside the machine's own limits (bench/everyday.py).
+# Everyday orders on the real stack beside the machine's own limits (bench/everyday.py), then
+# the same as the database grows and with 100,000 orders awaiting payment (bench/growth.py).
 bench: install-dev
 	$(BIN)/python -m bench.everyday
+	$(BIN)/python -m bench.growth
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

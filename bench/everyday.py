@@ -30,7 +30,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,6 +65,7 @@ DEFAULT_TIMINGS = {
 }
 BY_SOURCE = "SQL statements from "  # figure 3's statements, by the endpoint or task that made them
 ENDPOINTS = ("GET /healthz", "POST /orders", "GET /orders/{id}", "GET /orders", "webhook")
+DRAINS = (("drain to AWAITING_PAYMENT", TO_AWAITING), ("drain to CONFIRMED", TO_CONFIRMED))
 
 
 class Shop:
@@ -253,9 +254,13 @@ def spread(values: list[float], fmt: str = "{:.0f}") -> str:
     return f"{fmt.format(statistics.median(values))} [{fmt.format(min(values))}-{fmt.format(max(values))}]"
 
 
-def report(rounds: list[dict[str, Any]], work: dict[str, float], args: argparse.Namespace) -> None:
+def report_rounds(
+    rounds: list[dict[str, Any]], args: argparse.Namespace, heading: str = "everyday orders"
+) -> None:
+    """Figures 1 and 2: medians [lowest-highest] over the rounds (bench/growth.py prints them for
+    each size of the database, under its own heading)."""
     print(
-        f"\neveryday orders: {len(rounds)} rounds of {args.orders} orders, {args.connections} keep-alive "
+        f"\n{heading}: {len(rounds)} rounds of {args.orders} orders, {args.connections} keep-alive "
         f"connections; gunicorn -w 2, one celery worker --concurrency {args.concurrency}, beat; "
         "median [lowest-highest] over the rounds\n"
     )
@@ -272,8 +277,7 @@ def report(rounds: list[dict[str, Any]], work: dict[str, float], args: argparse.
     for number, figures in enumerate(rounds, 1):
         print(f"  round {number}, cores during POST /orders: {figures['POST /orders CPU']}")
     print()
-    drains = (("drain to AWAITING_PAYMENT", TO_AWAITING), ("drain to CONFIRMED", TO_CONFIRMED))
-    for name, length in drains if rounds else ():
+    for name, length in DRAINS if rounds else ():
         chain = f"{length} no-op tasks"
         ratio = [r[name] / r[chain] for r in rounds]
         print(
@@ -281,6 +285,10 @@ def report(rounds: list[dict[str, Any]], work: dict[str, float], args: argparse.
             f" a chain of {chain}: {spread([r[chain] for r in rounds])} chains/s;"
             f" ratio {spread(ratio, '{:.2f}')}"
         )
+
+
+def report(rounds: list[dict[str, Any]], work: dict[str, float], args: argparse.Namespace) -> None:
+    report_rounds(rounds, args)
     if not work:
         return
     print(f"\n  work per confirmed order ({args.counted} orders, one at a time, confirmed by webhook):")
@@ -293,16 +301,12 @@ def report(rounds: list[dict[str, Any]], work: dict[str, float], args: argparse.
                 print(f"      {count:5.1f} from {source.removeprefix(BY_SOURCE)}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the stack and of figures 1 and 2, shared with bench/growth.py."""
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--orders", type=int, default=1200, help="orders per round")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--counted", type=int, default=40, help="orders for figure 3")
     stack_arguments(parser)
-    args = parser.parse_args()
-    with shop_on_stack(args) as shop:
-        run(shop, args)
 
 
 def stack_arguments(parser: argparse.ArgumentParser) -> None:
@@ -316,19 +320,25 @@ def stack_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@contextmanager
-def shop_on_stack(args: argparse.Namespace, **env: str) -> Iterator[Shop]:
-    """The real stack (gunicorn -w 2, one celery worker, beat, PostgreSQL, Redis) and its Shop,
-    torn down afterwards; one bring-up for every bench of the everyday stack (bench/connections.py
-    too), so that their figures are of the same stack. `env` is added to the default timings."""
+def on_postgres(args: argparse.Namespace, run: Callable[[str, argparse.Namespace], None]) -> None:
+    """Run `run` on the PostgreSQL server `--postgres` names, or on one started for the run."""
     with tempfile.TemporaryDirectory(prefix="ordersaga-bench-") as workdir:
         postgres = servers.ensure_postgres(args.postgres, Path(workdir))
         try:
-            # The service's own timings, not the tests' fast ones: a sweep every second would add
-            # its transactions to every order's count.
-            stack = Stack(postgres.url, **{**DEFAULT_TIMINGS, **env})
+            run(postgres.url, args)
+        finally:
+            postgres.stop()
+
+
+@contextmanager
+def shop_on_stack(args: argparse.Namespace, **env: str) -> Iterator[Shop]:
+    """The stack and its Shop, torn down afterwards, for a bench that brings its own rounds
+    (bench/connections.py). `env` is added to the default timings."""
+    with tempfile.TemporaryDirectory(prefix="ordersaga-bench-") as workdir:
+        postgres = servers.ensure_postgres(args.postgres, Path(workdir))
+        try:
+            stack = start_stack(postgres.url, args.concurrency, **env)
             try:
-                start_processes(stack, args.concurrency)
                 print(f"setting up {args.buyers} buyers ...", flush=True)
                 yield Shop(stack, args.buyers)
             finally:
@@ -337,24 +347,56 @@ def shop_on_stack(args: argparse.Namespace, **env: str) -> Iterator[Shop]:
             postgres.stop()
 
 
-def start_processes(stack: Stack, concurrency: int) -> None:
-    stack.processes["api"] = gunicorn(stack.env, stack.workdir, stack.port, workers=2).start()
-    wait_until(stack._ready, timeout=60, what="the API")
-    stack.processes["worker"] = celery_worker(stack.env, stack.workdir, concurrency=concurrency).start()
-    stack.start_beat()
+def start_stack(postgres_url: str, concurrency: int, **env: str) -> Stack:
+    """The stack every figure runs on: gunicorn -w 2, one celery worker, beat."""
+    # The service's own timings, not the tests' fast ones: a sweep every second would add its
+    # transactions to every order's count.
+    stack = Stack(postgres_url, **{**DEFAULT_TIMINGS, **env})
+    try:
+        stack.processes["api"] = gunicorn(stack.env, stack.workdir, stack.port, workers=2).start()
+        wait_until(stack._ready, timeout=60, what="the API")
+        stack.processes["worker"] = celery_worker(stack.env, stack.workdir, concurrency=concurrency).start()
+        stack.start_beat()
+    except BaseException:
+        stack.close()
+        raise
+    return stack
 
 
-def run(shop: Shop, args: argparse.Namespace) -> None:
+def open_shop(stack: Stack, args: argparse.Namespace) -> Shop:
+    print(f"setting up {args.buyers} buyers ...", flush=True)
+    shop = Shop(stack, args.buyers)
     shop.blast(shop.trivial(2000), args.connections)  # warm-up
+    return shop
+
+
+def rounds_of(shop: Shop, args: argparse.Namespace, what: str = "") -> list[dict[str, Any]]:
     rounds = []
     for number in range(1, args.rounds + 1):
-        print(f"round {number} of {args.rounds} ...", flush=True)
+        print(f"round {number} of {args.rounds}{what} ...", flush=True)
         rounds.append(one_round(shop, args))
-    work = {}
-    if args.counted:  # --counted 0 leaves figure 3 out
-        print("counting the work of one order ...", flush=True)
-        work = work_per_order(shop, args.counted)
-    report(rounds, work, args)
+    return rounds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_stack_arguments(parser)
+    parser.add_argument("--counted", type=int, default=40, help="orders for figure 3")
+    on_postgres(parser.parse_args(), run)
+
+
+def run(postgres_url: str, args: argparse.Namespace) -> None:
+    stack = start_stack(postgres_url, args.concurrency)
+    try:
+        shop = open_shop(stack, args)
+        rounds = rounds_of(shop, args)
+        work = {}
+        if args.counted:  # --counted 0 leaves figure 3 out
+            print("counting the work of one order ...", flush=True)
+            work = work_per_order(shop, args.counted)
+        report(rounds, work, args)
+    finally:
+        stack.close()
 
 
 if __name__ == "__main__":

@@ -183,7 +183,12 @@ def _queue_timeout(uow: UnitOfWork, saga_id: str, order_id: str, deadline: datet
 
 def queue_near_timeouts(uow: UnitOfWork, horizon: timedelta, limit: int = 5000) -> int:
     """Queue the ETA task of every order awaiting payment whose deadline came within `horizon`
-    and whose task is not queued yet; the earliest first."""
+    and whose task is not queued yet; the earliest first.
+
+    The orders are locked as they are read, skipping those another transaction holds: two
+    sweeps at once (beat's next one while a slow one is still queuing) split the orders between
+    them instead of both queuing every one, which would have the worker hold each ETA task twice.
+    An order a webhook or a timeout holds is left to the next sweep."""
     rows = uow.session.execute(
         select(Saga.id, Order.id, Order.payment_deadline)
         .join(Saga, Saga.subject_id == Order.id)
@@ -194,6 +199,7 @@ def queue_near_timeouts(uow: UnitOfWork, horizon: timedelta, limit: int = 5000) 
         )
         .order_by(Order.payment_deadline)
         .limit(limit)
+        .with_for_update(of=Order, skip_locked=True)
     ).all()
     for saga_id, order_id, deadline in rows:
         assert deadline is not None  # set on entering AWAITING_PAYMENT

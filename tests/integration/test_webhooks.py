@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -221,3 +222,31 @@ def test_a_far_deadline_is_queued_by_the_sweep_only_once_it_is_near(
         assert payment_events.queue_near_timeouts(uow, timedelta(minutes=16)) == 0  # queued once
         deadline = uow.session.get(Order, awaiting["order_id"]).payment_deadline  # type: ignore[union-attr]
     assert timeouts_queued() == [deadline]
+
+
+def test_a_sweep_skips_the_timeouts_another_sweep_is_queuing(app: Flask, awaiting: dict[str, Any]) -> None:
+    """Two sweeps at once (beat's next one while a slow one still queues thousands) must not
+    both queue an order's timeout: the worker would hold its ETA task twice. The second skips
+    the orders the first holds, at once, and leaves them to it."""
+    with runtime(app).db.uow() as uow:
+        uow.session.execute(
+            update(Order)
+            .where(Order.id == awaiting["order_id"])
+            .values(status="AWAITING_PAYMENT", payment_deadline=utcnow() + timedelta(minutes=1))
+        )
+        uow.commit()
+
+    def sweep() -> int:
+        with runtime(app).db.uow() as uow:
+            return payment_events.queue_near_timeouts(uow, timedelta(minutes=2))
+
+    with ThreadPoolExecutor(max_workers=1) as pool, runtime(app).db.uow() as first:
+        # The first sweep has read and locked the order and is still queuing.
+        first.session.execute(select(Order.id).where(Order.id == awaiting["order_id"]).with_for_update())
+        second = pool.submit(sweep)
+        try:
+            assert second.result(timeout=10) == 0  # skipped, not waited for
+        finally:
+            first.rollback()
+    assert sweep() == 1
+    assert sweep() == 0
