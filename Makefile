@@ -40,10 +40,12 @@ test: lint
 test-unit: install-dev
 	$(BIN)/pytest tests/unit
 
-# Everyday orders on the real stack beside the machine's own limits (bench/everyday.py), then
-# the same as the database grows and with 100,000 orders awaiting payment (bench/growth.py).
+# Everyday orders on the real stack beside the machine's own limits (bench/everyday.py), how late
+# payment timeouts land (bench/timeouts.py), then the same orders as the database grows and with
+# 100,000 orders awaiting payment (bench/growth.py).
 bench: install-dev
 	$(BIN)/python -m bench.everyday
+	$(BIN)/python -m bench.timeouts
 	$(BIN)/python -m bench.growth
 
 clean:
