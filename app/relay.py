@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the relay is handed its Celery app; importing Celery here w
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "ordersaga_request_id"
+MARK_EVERY = 200  # messages sent between two marks of what went out
 
 
 class OutboxRelay:
@@ -104,19 +105,22 @@ class OutboxRelay:
         as they go (so a caller knows which went out even when this raises).
 
         After a commit they come from the committing unit of work itself (loaded, never
-        expired), so they are not read back. A message the sweep sent meanwhile (it waits 2 s for
-        that) would go twice, which every task absorbs.
+        expired), so they are not read back. What went out is marked every `MARK_EVERY`
+        messages, not only at the end: the sweep sends a message left unmarked for 2 s, and the
+        sweep's own thousands of timeouts take longer than that to send. A message the sweep
+        sent meanwhile would go twice, which every task absorbs.
         """
         if not messages:
             return 0
         sent: list[int] = [] if published is None else published
+        marked = 0  # messages[:marked] are recorded
         try:
             # Fail fast when the broker is down: one connection attempt, no retries. The messages
             # are safe in the database; the sweep sends them later. (kombu's default retries would
             # hold an HTTP request for seconds.)
             with self.celery_app.pool.acquire(block=True, timeout=5) as connection:
                 connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
-                for message in messages:
+                for done, message in enumerate(messages, start=1):
                     self.celery_app.send_task(
                         message.task,
                         kwargs=message.kwargs,
@@ -128,8 +132,11 @@ class OutboxRelay:
                         connection=connection,
                     )
                     sent.append(message.id)
+                    if done - marked == MARK_EVERY:
+                        self._record(messages[marked:done], set(sent))
+                        marked = done
         finally:
-            self._record(messages, set(sent))
+            self._record(messages[marked:], set(sent))
         return len(sent)
 
     def _record(self, messages: list[OutboxMessage], sent: set[int]) -> None:

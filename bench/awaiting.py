@@ -205,7 +205,8 @@ def hold(shop: Shop, loader: Loader, figures: Awaiting) -> tuple[set[str], float
     figures.due_by_then = _count(shop, "payment_deadline <= now()")
     while not figures.sweeps or figures.sweeps[-1][1]["timeouts_queued"] >= QUEUE_LIMIT:
         figures.sweeps.append(sweep(shop))
-    queued = {order_id for (order_id,) in shop.sql("SELECT id FROM orders WHERE timeout_queued")}
+    rows = shop.sql("SELECT id FROM orders WHERE timeout_queued_at IS NOT NULL")
+    queued = {order_id for (order_id,) in rows}
     figures.queued = len(queued)
     swept = time.perf_counter()
     _, figures.left_in_queue["holding"] = taken_from_broker(shop)

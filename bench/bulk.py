@@ -305,9 +305,9 @@ def _inserts(state: State, timeout_ms: int) -> list[str]:
     s, total = state, "FROM chunk c JOIN chunk_totals x USING (order_id)"
     statements = [
         f"""INSERT INTO orders (id, user_id, status, total_cents, discount_cents, payable_cents,
-              payment_provider, payment_deadline, timeout_queued, points_credited, created_at, updated_at)
+              payment_provider, payment_deadline, timeout_queued_at, points_credited, created_at, updated_at)
             SELECT c.order_id, c.user_id, '{s.order}', x.total, 0, x.total, 'sandbox',
-              {at(f"t+{231 + timeout_ms}")}, false, {s.points_credited}, {at("t+0")}, {at(s.order_updated)}
+              {at(f"t+{231 + timeout_ms}")}, NULL, {s.points_credited}, {at("t+0")}, {at(s.order_updated)}
             {total} ORDER BY c.n""",
         """INSERT INTO order_items (order_id, position, goods_id, quantity, unit_price_cents)
             SELECT order_id, position, goods_id, quantity, price_cents

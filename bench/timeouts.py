@@ -64,7 +64,7 @@ def lose_eta_tasks(shop: Shop, order_ids: list[str]) -> int:
     stack = shop.stack
 
     def queued() -> bool:
-        query = "SELECT count(*) FROM orders WHERE id = ANY(:ids) AND timeout_queued"
+        query = "SELECT count(*) FROM orders WHERE id = ANY(:ids) AND timeout_queued_at IS NOT NULL"
         return bool(shop.sql(query, ids=order_ids)[0][0] == len(order_ids))
 
     wait_until(queued, timeout=600, interval=0.5, what="the ETA tasks to be queued")

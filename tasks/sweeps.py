@@ -3,10 +3,11 @@
 It sends outbox messages that were never sent (the broker was down after a commit) and
 re-drives sagas that have not moved for ORDERSAGA_SAGA_STALE_SECONDS (a worker died, or the
 broker lost its messages). It queues the payment timeout's ETA task of orders whose deadline
-came near (payment_events.timeout_horizon), times out orders whose payment deadline passed without their
-ETA task, queues again the refunds of money held for cancelled orders that have not moved for
-as long, returns an ended flash sale's unsold units, and purges outbox messages sent longer
-ago than ORDERSAGA_OUTBOX_RETENTION_SECONDS. Every part is safe to run twice at once.
+came near (payment_events.timeout_horizon), and the timeout again, due now, of orders still
+awaiting payment past their deadline (once, then once per stale limit). It queues again the
+refunds of money held for cancelled orders that have not moved for as long, returns an ended
+flash sale's unsold units, and purges outbox messages sent longer ago than
+ORDERSAGA_OUTBOX_RETENTION_SECONDS. Every part is safe to run twice at once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from datetime import timedelta
 
 from celery import Celery
 
-from app import outbox
 from app.bootstrap import Runtime
 from app.services import flash_sales, payment_events
 
@@ -41,7 +41,7 @@ def sweep_once(runtime: Runtime) -> dict[str, int]:
         "sent": lambda: runtime.relay.send_overdue() if runtime.relay is not None else 0,
         "redriven": lambda: runtime.engine.redrive_stale(stale),
         "timeouts_queued": lambda: _queue_near_timeouts(runtime),
-        "overdue": lambda: _time_out_overdue(runtime),
+        "overdue": lambda: _queue_overdue_timeouts(runtime, stale),
         "flash_units_returned": lambda: _settle_flash_sales(runtime),
         "refunds_requeued": lambda: _requeue_refunds(runtime, stale),
         "purged": lambda: runtime.relay.purge_sent(retention) if runtime.relay is not None else 0,
@@ -77,13 +77,7 @@ def _settle_flash_sales(runtime: Runtime) -> int:
         return flash_sales.settle_ended(uow)
 
 
-def _time_out_overdue(runtime: Runtime) -> int:
+def _queue_overdue_timeouts(runtime: Runtime, retry_after: timedelta) -> int:
     """Orders past their payment deadline whose ETA task was lost (or is about to run: both fine)."""
     with runtime.db.uow() as uow:
-        overdue = payment_events.overdue_orders(uow)
-        for saga_id, order_id in overdue:
-            outbox.add(
-                uow, payment_events.TIMEOUT_TASK, {"saga_id": saga_id, "order_id": order_id}, "payments"
-            )
-        uow.commit()
-    return len(overdue)
+        return payment_events.queue_overdue_timeouts(uow, retry_after)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, false
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import ID_LENGTH, Base, UTCDateTime, created_at_column, id_column, updated_at_column
@@ -54,10 +54,10 @@ class Order(Base):
     # The provider the buyer chose; None pays through the deployment's default (flash sales).
     payment_provider: Mapped[str | None] = mapped_column(String(16), nullable=True)
     payment_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    # Whether the payment timeout's ETA task is queued: it is only once the deadline is near.
-    timeout_queued: Mapped[bool] = mapped_column(
-        Boolean, nullable=False, default=False, server_default=false()
-    )
+    # When the payment timeout's task was last queued: null until the deadline is near (the ETA
+    # task), then set again whenever the sweep's backstop queues it for an order still awaiting
+    # payment past its deadline.
+    timeout_queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Set in the transaction that credits the buyer's points, so they are credited once.
     points_credited: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = created_at_column()
@@ -96,3 +96,8 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     order_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
     created_at: Mapped[datetime] = created_at_column()
+
+
+# The tables themselves, for the hot paths that insert and read orders without the ORM.
+ORDERS: Table = Order.__table__  # type: ignore[assignment]
+ORDER_ITEMS: Table = OrderItem.__table__  # type: ignore[assignment]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -42,12 +42,12 @@ from app.flash_gate import (
     FlashGate,
     SaleSnapshot,
 )
-from app.ids import new_id
 from app.models.flash_sales import FlashSale, FlashSaleBuyer
-from app.models.orders import CANCELLED, PENDING, REFUNDED, Order
+from app.models.orders import CANCELLED, REFUNDED, Order
 from app.services import users
-from app.services.flash_sales import BUYERS, ORDER_ITEMS, ORDERS, SALES, SaleTerms, sale_terms
+from app.services.flash_sales import BUYERS, SALES, SaleTerms, sale_terms
 from app.services.lookup import find
+from app.services.orders import Line, NewOrder, insert_new_order
 from app.timeutil import from_epoch_ms, utcnow
 from sagas.engine import SagaEngine
 
@@ -128,9 +128,8 @@ def admit(uow: UnitOfWork, sale: SaleTerms, user_id: str, quantity: int) -> str:
     buyer by itself here, and the sale in `take_units` and `commit_admission`, which the caller
     runs last.
 
-    Plain INSERTs, not ORM objects: a sale's winners all arrive at its first moment, each before
-    its answer, and the ORM's flush of their rows costs more than the statements
-    (docs/benchmarks.md).
+    A sale's winners all arrive at its first moment, each before its answer: the order goes in
+    as plain INSERTs (`insert_new_order`).
     """
     insert_ = pg_insert if uow.connection.dialect.name == "postgresql" else sqlite_insert
     upsert = (
@@ -145,30 +144,9 @@ def admit(uow: UnitOfWork, sale: SaleTerms, user_id: str, quantity: int) -> str:
     )
     if uow.connection.execute(upsert).first() is None:
         raise LimitExceeded(f"At most {sale.per_user_limit} units of this sale per buyer.")
-    order_id, total, now = new_id("ord"), sale.price_cents * quantity, utcnow()
-    order = {
-        "id": order_id,
-        "user_id": user_id,
-        "status": PENDING,
-        "total_cents": total,
-        "discount_cents": 0,
-        "payable_cents": total,
-        "coupon_id": None,
-        "flash_sale_id": sale.id,
-        "points_credited": False,
-        "created_at": now,
-        "updated_at": now,
-    }
-    item = {
-        "order_id": order_id,
-        "position": 0,
-        "goods_id": sale.goods_id,
-        "quantity": quantity,
-        "unit_price_cents": sale.price_cents,
-    }
-    uow.connection.execute(insert(ORDERS), order)
-    uow.connection.execute(insert(ORDER_ITEMS), item)
-    return order_id
+    new = NewOrder(user_id, [Line(sale.goods_id, quantity)])
+    row, _ = insert_new_order(uow, new, {sale.goods_id: sale.price_cents}, flash_sale_id=sale.id)
+    return str(row["id"])
 
 
 def take_units(uow: UnitOfWork, sale: SaleTerms, quantity: int) -> None:

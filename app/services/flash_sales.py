@@ -34,12 +34,6 @@ BUYERS: Table = FlashSaleBuyer.__table__  # type: ignore[assignment]
 SALES: Table = FlashSale.__table__  # type: ignore[assignment]
 
 
-ORDERS: Table = Order.__table__  # type: ignore[assignment]
-
-
-ORDER_ITEMS: Table = OrderItem.__table__  # type: ignore[assignment]
-
-
 def _check_terms(new: NewSale) -> None:
     if new.ends_at <= new.starts_at:
         raise InvalidInput("ends_at", "Must be after starts_at.")

@@ -17,13 +17,11 @@ from sqlalchemy import Connection, Row, Select, Table, select
 
 from app.errors import NotFound
 from app.ids import looks_like_id
-from app.models.orders import Order, OrderItem
+from app.models.orders import ORDER_ITEMS, ORDERS
 from app.models.payments import Payment
 from app.services.pagination import Page, decode_cursor, encode_cursor
 from sagas.models import Saga
 
-ORDERS: Table = Order.__table__  # type: ignore[assignment]
-ITEMS: Table = OrderItem.__table__  # type: ignore[assignment]
 PAYMENTS: Table = Payment.__table__  # type: ignore[assignment]
 SAGAS: Table = Saga.__table__  # type: ignore[assignment]
 
@@ -119,17 +117,17 @@ def _joined() -> Select[Any]:
     """Each order's row with each of its lines, its payment and its saga (one row per line)."""
     columns = [
         *(ORDERS.c[name] for name in ORDER_COLUMNS),
-        *(ITEMS.c[name].label(f"item_{name}") for name in ITEM_COLUMNS),
+        *(ORDER_ITEMS.c[name].label(f"item_{name}") for name in ITEM_COLUMNS),
         *(PAYMENTS.c[name].label(f"payment_{name}") for name in PAYMENT_COLUMNS),
         SAGAS.c.id.label("saga_id"),
         SAGAS.c.status.label("saga_status"),
     ]
     joined = (
-        ORDERS.outerjoin(ITEMS, ITEMS.c.order_id == ORDERS.c.id)
+        ORDERS.outerjoin(ORDER_ITEMS, ORDER_ITEMS.c.order_id == ORDERS.c.id)
         .outerjoin(PAYMENTS, PAYMENTS.c.order_id == ORDERS.c.id)
         .outerjoin(SAGAS, SAGAS.c.subject_id == ORDERS.c.id)
     )
-    return select(*columns).select_from(joined).order_by(ORDERS.c.id, ITEMS.c.position)
+    return select(*columns).select_from(joined).order_by(ORDERS.c.id, ORDER_ITEMS.c.position)
 
 
 def _views(rows: Sequence[Row[Any]] | Any) -> list[OrderView]:

@@ -29,6 +29,8 @@ from app.models.orders import (
     CANCELLED,
     CANCELLING,
     CONFIRMED,
+    ORDER_ITEMS,
+    ORDERS,
     PAID,
     PENDING,
     REFUNDED,
@@ -49,8 +51,6 @@ ABANDONED_KEY_AFTER = timedelta(seconds=60)
 # An order on the wire shows its saga's id and status, not the saga's steps: loading those with
 # every order read would be a query more for nothing (they still load if touched).
 AS_SHOWN = (selectinload(Order.saga).lazyload(Saga.steps),)
-ORDERS: Table = Order.__table__  # type: ignore[assignment]
-ORDER_ITEMS: Table = OrderItem.__table__  # type: ignore[assignment]
 GOODS: Table = Goods.__table__  # type: ignore[assignment]
 
 
@@ -151,35 +151,42 @@ def _new_order(uow: UnitOfWork, new: NewOrder) -> Order:
     if total > MAX_CENTS:
         raise InvalidInput("items", f"The order's total may be at most {MAX_CENTS} cents.")
     discount = min(discount_cap, total)
-    row, items = _rows(new, prices, total, discount)
-    # Plain INSERTs, not the ORM's flush, which costs more than the statements (as for the
-    # saga's rows). The order returned is the answer's, not in the session: what the saga
-    # reads of it in this transaction, it reads from these rows.
-    uow.connection.execute(insert(ORDERS), row)
-    uow.connection.execute(insert(ORDER_ITEMS), items)
+    row, items = insert_new_order(uow, new, prices, discount_cents=discount)
+    # The order returned is the answer's, not in the session: what the saga reads of it in
+    # this transaction, it reads from these rows.
     order = Order(**row)
     order.items = [OrderItem(**item) for item in items]
     return order
 
 
-def _rows(
-    new: NewOrder, prices: dict[str, int], total: int, discount: int
+def insert_new_order(
+    uow: UnitOfWork,
+    new: NewOrder,
+    prices: dict[str, int],
+    *,
+    discount_cents: int = 0,
+    flash_sale_id: str | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The order's row and its lines' rows, at the prices of now."""
+    """Insert a new PENDING order and its lines at `prices` (cents by goods id); returns their
+    rows. Used for an everyday order and a flash sale's winner alike.
+
+    Plain INSERTs, not the ORM's flush, which costs more than the statements on both hot paths
+    (docs/benchmarks.md)."""
     now = utcnow()
+    total = sum(prices[line.goods_id] * line.quantity for line in new.lines)
     row = {
         "id": new_id("ord"),
         "user_id": new.user_id,
         "status": PENDING,
         "total_cents": total,
-        "discount_cents": discount,
-        "payable_cents": total - discount,
+        "discount_cents": discount_cents,
+        "payable_cents": total - discount_cents,
         "coupon_id": new.coupon_id,
-        "flash_sale_id": None,
+        "flash_sale_id": flash_sale_id,
         "cancel_reason": None,
         "payment_deadline": None,
         "payment_provider": new.payment_provider,
-        "timeout_queued": False,
+        "timeout_queued_at": None,
         "points_credited": False,
         "created_at": now,
         "updated_at": now,
@@ -187,13 +194,15 @@ def _rows(
     items = [
         {
             "order_id": row["id"],
-            "position": i,
+            "position": position,
             "goods_id": line.goods_id,
             "quantity": line.quantity,
             "unit_price_cents": prices[line.goods_id],
         }
-        for i, line in enumerate(new.lines)
+        for position, line in enumerate(new.lines)
     ]
+    uow.connection.execute(insert(ORDERS), row)
+    uow.connection.execute(insert(ORDER_ITEMS), items)
     return row, items
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import outbox
@@ -171,12 +171,14 @@ def schedule_timeout(uow: UnitOfWork, saga_id: str, order_id: str, horizon: time
         _queue_timeout(uow, saga_id, order_id, order.payment_deadline)
 
 
-def _queue_timeout(uow: UnitOfWork, saga_id: str, order_id: str, deadline: datetime) -> None:
-    outbox.add(uow, TIMEOUT_TASK, {"saga_id": saga_id, "order_id": order_id}, "payments", eta=deadline)
+def _queue_timeout(
+    uow: UnitOfWork, saga_id: str, order_id: str, eta: datetime | None, now: datetime | None = None
+) -> None:
+    outbox.add(uow, TIMEOUT_TASK, {"saga_id": saga_id, "order_id": order_id}, "payments", eta=eta)
     uow.session.execute(
         update(Order)
         .where(Order.id == order_id)
-        .values(timeout_queued=True)
+        .values(timeout_queued_at=now or utcnow())
         .execution_options(synchronize_session=False)
     )
 
@@ -194,7 +196,7 @@ def queue_near_timeouts(uow: UnitOfWork, horizon: timedelta, limit: int = 5000) 
         .join(Saga, Saga.subject_id == Order.id)
         .where(
             Order.status == AWAITING_PAYMENT,
-            Order.timeout_queued.is_(False),
+            Order.timeout_queued_at.is_(None),
             Order.payment_deadline <= utcnow() + horizon,
         )
         .order_by(Order.payment_deadline)
@@ -241,16 +243,36 @@ def expire_payment(
         return outcome
 
 
-def overdue_orders(uow: UnitOfWork, limit: int = 200) -> list[tuple[str, str]]:
-    """(saga id, order id) of orders past their deadline, for the sweep to time out."""
+def queue_overdue_timeouts(uow: UnitOfWork, retry_after: timedelta, limit: int = 5000) -> int:
+    """The backstop for a lost ETA task: queue the timeout, due now, of every order still
+    awaiting payment past its deadline; the earliest first.
+
+    An order is queued again only if its task was queued before the deadline (the ETA task,
+    which should have run by now) or longer than `retry_after` ago. A worker that is behind on
+    due timeouts is so handed each overdue order once, not once more every sweep while it
+    catches up. Locked as read, skipping what another transaction holds, as for
+    `queue_near_timeouts`."""
+    now = utcnow()
     rows = uow.session.execute(
         select(Saga.id, Order.id)
         .join(Saga, Saga.subject_id == Order.id)
-        .where(Order.status == AWAITING_PAYMENT, Order.payment_deadline <= utcnow())
+        .where(
+            Order.status == AWAITING_PAYMENT,
+            Order.payment_deadline <= now,
+            or_(
+                Order.timeout_queued_at.is_(None),
+                Order.timeout_queued_at <= Order.payment_deadline,
+                Order.timeout_queued_at <= now - retry_after,
+            ),
+        )
         .order_by(Order.payment_deadline)
         .limit(limit)
+        .with_for_update(of=Order, skip_locked=True)
     ).all()
-    return [(saga_id, order_id) for saga_id, order_id in rows]
+    for saga_id, order_id in rows:
+        _queue_timeout(uow, saga_id, order_id, eta=None, now=now)
+    uow.commit()
+    return len(rows)
 
 
 # -- late money -------------------------------------------------------------------------------

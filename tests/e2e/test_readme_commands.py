@@ -263,6 +263,7 @@ def test_the_readme_commands_work_as_shown_beside_make_run(make_run: MakeRun) ->
     commands = readme_commands((make_run.checkout / "README.md").read_text())
     assert len(commands) >= 10, commands
     outputs: list[str] = []
+    purchased = ""  # the flash-sale order
     for command in commands:
         if "FAILED" in command or "retry" in command:  # these need the saga to have FAILED (see above)
             wait_until(lambda: saga_status() == "FAILED", timeout=30, what="the order's saga to be FAILED")
@@ -275,6 +276,8 @@ def test_the_readme_commands_work_as_shown_beside_make_run(make_run: MakeRun) ->
             assert isinstance(answer, dict), f"not a JSON object:\n{shown}"
             assert not isinstance(answer.get("status"), int), f"a problem answer:\n{shown}"
         learn(shell.values, answer)
+        if "/purchase" in filled:
+            purchased = answer["order_id"]
         outputs.append(shown)
 
     everything = "\n".join(outputs)
@@ -282,8 +285,18 @@ def test_the_readme_commands_work_as_shown_beside_make_run(make_run: MakeRun) ->
     assert f"{saga_id}  FAILED" in everything  # saga list --status FAILED
     assert f"saga {saga_id} (order) for order {shell.values['<order id>']}: FAILED" in everything
     assert f"saga {saga_id} resumed" in everything
-    assert "order_id" in everything and "<sale id>" in shell.values  # the flash-sale purchase
+    assert purchased and "<sale id>" in shell.values  # the flash-sale purchase
 
+    # What is checked below is a clean stop of a service at rest. The purchase just made is
+    # still in its saga, whose payment step fails here as every one does (the module docstring):
+    # stopped while that step still retries, its last failure would be logged during the stop.
+    buyer = {"Authorization": f"Bearer {shell.values['<demo token>']}"}
+
+    def purchase_settled() -> bool:
+        url = f"{make_run.api}/api/v1/orders/{purchased}"
+        return requests.get(url, headers=buyer, timeout=10).json()["saga"]["status"] != "RUNNING"
+
+    wait_until(purchase_settled, timeout=60, what="the flash-sale order's saga to settle")
     running = len(make_run.log())
     make_run.interrupt()
     make_run.proc.wait(60)

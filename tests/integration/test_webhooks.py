@@ -192,28 +192,40 @@ def test_the_sweep_queues_again_a_refund_that_never_finished(app: Flask, awaitin
     assert refunds_queued() == [awaiting["order_id"]]
 
 
+def set_deadline(app: Flask, order_id: str, due_in: timedelta, queued_in: timedelta | None = None) -> None:
+    """Make the order await payment until `due_in` from now, its timeout queued `queued_in` from
+    now (None: not queued)."""
+    now = utcnow()
+    with runtime(app).db.uow() as uow:
+        uow.session.execute(
+            update(Order)
+            .where(Order.id == order_id)
+            .values(
+                status="AWAITING_PAYMENT",
+                payment_deadline=now + due_in,
+                timeout_queued_at=None if queued_in is None else now + queued_in,
+            )
+        )
+        uow.commit()
+
+
+def timeouts_queued(app: Flask) -> list[Any]:
+    """The ETA of every payment timeout in the outbox."""
+    with runtime(app).db.uow() as uow:
+        rows = uow.session.scalars(select(OutboxMessage).where(OutboxMessage.task == TIMEOUT_TASK))
+        return [row.eta for row in rows]
+
+
 def test_a_far_deadline_is_queued_by_the_sweep_only_once_it_is_near(
     app: Flask, awaiting: dict[str, Any]
 ) -> None:
     """A 15-minute deadline is no ETA task yet (a worker would hold it in memory for 15
     minutes); the sweep queues it, once, when it comes within the horizon."""
-
-    def timeouts_queued() -> list[Any]:
-        with runtime(app).db.uow() as uow:
-            rows = uow.session.scalars(select(OutboxMessage).where(OutboxMessage.task == TIMEOUT_TASK))
-            return [row.eta for row in rows]
-
-    with runtime(app).db.uow() as uow:
-        uow.session.execute(
-            update(Order)
-            .where(Order.id == awaiting["order_id"])
-            .values(status="AWAITING_PAYMENT", payment_deadline=utcnow() + timedelta(minutes=15))
-        )
-        uow.commit()
+    set_deadline(app, awaiting["order_id"], timedelta(minutes=15))
     with runtime(app).db.uow() as uow:
         payment_events.schedule_timeout(uow, awaiting["saga_id"], awaiting["order_id"], timedelta(minutes=2))
         uow.commit()
-    assert timeouts_queued() == []
+    assert timeouts_queued(app) == []
     with runtime(app).db.uow() as uow:
         assert payment_events.queue_near_timeouts(uow, timedelta(minutes=2)) == 0  # not near yet
     with runtime(app).db.uow() as uow:
@@ -221,20 +233,14 @@ def test_a_far_deadline_is_queued_by_the_sweep_only_once_it_is_near(
     with runtime(app).db.uow() as uow:
         assert payment_events.queue_near_timeouts(uow, timedelta(minutes=16)) == 0  # queued once
         deadline = uow.session.get(Order, awaiting["order_id"]).payment_deadline  # type: ignore[union-attr]
-    assert timeouts_queued() == [deadline]
+    assert timeouts_queued(app) == [deadline]
 
 
 def test_a_sweep_skips_the_timeouts_another_sweep_is_queuing(app: Flask, awaiting: dict[str, Any]) -> None:
     """Two sweeps at once (beat's next one while a slow one still queues thousands) must not
     both queue an order's timeout: the worker would hold its ETA task twice. The second skips
     the orders the first holds, at once, and leaves them to it."""
-    with runtime(app).db.uow() as uow:
-        uow.session.execute(
-            update(Order)
-            .where(Order.id == awaiting["order_id"])
-            .values(status="AWAITING_PAYMENT", payment_deadline=utcnow() + timedelta(minutes=1))
-        )
-        uow.commit()
+    set_deadline(app, awaiting["order_id"], timedelta(minutes=1))
 
     def sweep() -> int:
         with runtime(app).db.uow() as uow:
@@ -250,3 +256,27 @@ def test_a_sweep_skips_the_timeouts_another_sweep_is_queuing(app: Flask, awaitin
             first.rollback()
     assert sweep() == 1
     assert sweep() == 0
+
+
+def test_the_backstop_queues_an_overdue_timeout_once_until_it_is_stale(
+    app: Flask, awaiting: dict[str, Any]
+) -> None:
+    """An order past its deadline whose ETA task was lost is queued again, due now; while the
+    worker catches up, the next sweeps leave it alone, and only once the stale limit has passed
+    is it queued once more."""
+    order_id, stale = awaiting["order_id"], timedelta(minutes=2)
+
+    def backstop() -> int:
+        with runtime(app).db.uow() as uow:
+            return payment_events.queue_overdue_timeouts(uow, stale)
+
+    set_deadline(app, order_id, timedelta(seconds=30), queued_in=timedelta(seconds=-30))
+    assert backstop() == 0  # not due yet
+    set_deadline(app, order_id, timedelta(seconds=-1), queued_in=timedelta(seconds=-31))  # its ETA task lost
+    assert backstop() == 1
+    assert timeouts_queued(app) == [None]  # due now
+    assert backstop() == 0  # queued after the deadline, and not stale yet
+    set_deadline(app, order_id, timedelta(minutes=-5), queued_in=timedelta(minutes=-3))
+    assert backstop() == 1
+    assert backstop() == 0
+    assert len(timeouts_queued(app)) == 2
