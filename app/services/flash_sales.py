@@ -25,6 +25,7 @@ from app.models.flash_sales import FlashSale, FlashSaleBuyer
 from app.models.goods import Goods
 from app.models.orders import PENDING, Order, OrderItem
 from app.services.lookup import find
+from app.services.order_saga import RESERVE_STOCK
 from app.timeutil import utcnow
 from sagas.models import ACTION, STEP_PENDING, STEP_RUNNING, Saga, SagaStep
 
@@ -136,7 +137,7 @@ def settle_ended(uow: UnitOfWork, now: datetime | None = None) -> int:
                     SagaStep,
                     (SagaStep.saga_id == Saga.id)
                     & (SagaStep.kind == ACTION)
-                    & (SagaStep.name == "reserve_stock"),
+                    & (SagaStep.name == RESERVE_STOCK),
                 )
                 .where(
                     Order.flash_sale_id == sale.id,

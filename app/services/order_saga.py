@@ -92,6 +92,9 @@ class FlashSaleStock:
 SHOP_STOCK, FLASH_SALE_STOCK = ShopStock(), FlashSaleStock()
 
 
+RESERVE_STOCK, RELEASE_STOCK = "reserve_stock", "release_stock"  # the step and its compensation
+
+
 def stock_source(order: Order) -> StockSource:
     return SHOP_STOCK if order.flash_sale_id is None else FLASH_SALE_STOCK
 
@@ -187,10 +190,10 @@ def build(new_uow: Callable[[], UnitOfWork], providers: Providers, settings: Set
         max_retries=settings.step_max_retries, backoff_seconds=settings.step_retry_backoff_seconds
     )
     reserve = Step(
-        "reserve_stock",
+        RESERVE_STOCK,
         queue="inventory",
         action=s.reserve_stock,
-        compensation_name="release_stock",
+        compensation_name=RELEASE_STOCK,
         compensation=s.release_stock,
         retry=retry,
     )

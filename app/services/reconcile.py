@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, or_, select
+from sqlalchemy import Connection, Exists, Select, and_, exists, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.db import Database
 from app.models import coupons as coupon_status
@@ -40,6 +41,7 @@ from app.models.orders import (
 from app.models.payments import Payment
 from app.payments import Providers
 from app.payments.port import PaymentStatus, ProviderError
+from app.services.order_saga import RELEASE_STOCK, RESERVE_STOCK
 from app.timeutil import utcnow
 from sagas.models import ACTION, COMPENSATION, STEP_SUCCEEDED, Saga, SagaStep
 
@@ -98,61 +100,64 @@ def _snapshot(db: Database) -> Iterator[Connection]:
 def _stock_sold(connection: Connection, report: Report) -> None:
     """Each goods has sold exactly the units of its confirmed orders' lines."""
     confirmed = (
-        select(OrderItem.goods_id, func.sum(OrderItem.quantity).label("units"))
+        select(OrderItem.goods_id)
         .join(Order, Order.id == OrderItem.order_id)
         .where(Order.status == CONFIRMED)
-        .group_by(OrderItem.goods_id)
-        .subquery()
     )
-    rows = connection.execute(
-        select(Goods.id, Goods.stock_sold, func.coalesce(confirmed.c.units, 0)).outerjoin(
-            confirmed, confirmed.c.goods_id == Goods.id
-        )
-    ).all()
-    report.checked["stock sold"] = len(rows)
-    for goods_id, sold, units in rows:
-        if sold != units:
-            report.add("stock sold", goods_id, f"stock_sold is {sold}; confirmed orders hold {units} units")
+    holders = "confirmed orders"
+    _compare_counter(connection, report, "stock sold", Goods.stock_sold, confirmed, holders=holders)
 
 
 def _stock_reserved(connection: Connection, report: Report) -> None:
     """Each goods holds reserved exactly the units of the orders whose reservation stands: the
     saga's reserve_stock succeeded, its release_stock did not, and the order is not confirmed
     (confirming sells the reserve)."""
-    step = SagaStep
-    reserved = exists().where(
-        step.saga_id == Saga.id,
-        step.name == "reserve_stock",
-        step.kind == ACTION,
-        step.status == STEP_SUCCEEDED,
-    )
-    released = exists().where(
-        step.saga_id == Saga.id,
-        step.name == "release_stock",
-        step.kind == COMPENSATION,
-        step.status == STEP_SUCCEEDED,
-    )
+
+    def step_succeeded(name: str, kind: str) -> Exists:
+        return exists().where(
+            SagaStep.saga_id == Saga.id,
+            SagaStep.name == name,
+            SagaStep.kind == kind,
+            SagaStep.status == STEP_SUCCEEDED,
+        )
+
     holding = (
-        select(OrderItem.goods_id, func.sum(OrderItem.quantity).label("units"))
+        select(OrderItem.goods_id)
         .join(Order, Order.id == OrderItem.order_id)
         .join(Saga, Saga.subject_id == Order.id)
-        .where(Order.status != CONFIRMED, reserved, ~released)
-        .group_by(OrderItem.goods_id)
-        .subquery()
+        .where(
+            Order.status != CONFIRMED,
+            step_succeeded(RESERVE_STOCK, ACTION),
+            ~step_succeeded(RELEASE_STOCK, COMPENSATION),
+        )
+    )
+    holders = "orders holding a reservation"
+    _compare_counter(connection, report, "stock reserved", Goods.stock_reserved, holding, holders=holders)
+
+
+def _compare_counter(
+    connection: Connection,
+    report: Report,
+    check: str,
+    counter: InstrumentedAttribute[int],
+    lines: Select[Any],
+    *,
+    holders: str,
+) -> None:
+    """Each goods' `counter` against the units of the order lines `lines` selects (their
+    goods_id; the order lines joined in)."""
+    units = (
+        lines.add_columns(func.sum(OrderItem.quantity).label("units")).group_by(OrderItem.goods_id).subquery()
     )
     rows = connection.execute(
-        select(Goods.id, Goods.stock_reserved, func.coalesce(holding.c.units, 0)).outerjoin(
-            holding, holding.c.goods_id == Goods.id
+        select(Goods.id, counter, func.coalesce(units.c.units, 0)).outerjoin(
+            units, units.c.goods_id == Goods.id
         )
     ).all()
-    report.checked["stock reserved"] = len(rows)
-    for goods_id, reserved_units, units in rows:
-        if reserved_units != units:
-            report.add(
-                "stock reserved",
-                goods_id,
-                f"stock_reserved is {reserved_units}; orders holding a reservation hold {units} units",
-            )
+    report.checked[check] = len(rows)
+    for goods_id, counted, held in rows:
+        if counted != held:
+            report.add(check, goods_id, f"{counter.key} is {counted}; {holders} hold {held} units")
 
 
 def _coupons(connection: Connection, report: Report, since: datetime) -> None:
