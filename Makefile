@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-unit lint bench install install-dev clean
+.PHONY: run test test-unit lint bench chaos install install-dev clean
 
 $(BIN)/python:
 	sh scripts/make-venv.sh $(PYTHON) $(VENV)
@@ -47,6 +47,13 @@ bench: install-dev
 	$(BIN)/python -m bench.everyday
 	$(BIN)/python -m bench.timeouts
 	$(BIN)/python -m bench.growth
+
+# A seeded run of orders under faults on the real stack, then the checker (tests/chaos/run.py,
+# docs/reliability.md). The short profile also runs inside `make test`.
+PROFILE ?= short
+SEED ?= 1
+chaos: install-dev
+	$(BIN)/python -m tests.chaos.run --profile $(PROFILE) --seed $(SEED)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -13,6 +13,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Response, jsonify
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from app.errors import InvalidInput, ServiceError
@@ -20,6 +21,8 @@ from app.errors import InvalidInput, ServiceError
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# What SQLAlchemy raises when the database cannot be reached or drops the connection.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
 STATUS_BY_CODE = {
     "validation": 422,
@@ -157,6 +160,18 @@ def handle_http_exception(error: HTTPException) -> Response:
 
 def handle_service_error(error: ServiceError) -> Response:
     return problem_response(*service_problem(error))
+
+
+def database_unavailable(error: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """The database refused or dropped the connection (a restart, a failover): nothing was
+    committed, so the client may send the request again, with its idempotency key if it has one."""
+    log.warning("database unavailable: %s", str(error).splitlines()[0])
+    detail = "The database is unavailable; send the request again shortly."
+    return 503, problem_body(503, "unavailable", detail), {"Retry-After": "1"}
+
+
+def handle_database_unavailable(error: Exception) -> Response:
+    return problem_response(*database_unavailable(error))
 
 
 def handle_unexpected(error: Exception) -> Response:

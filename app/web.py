@@ -31,7 +31,14 @@ from app.db import Database
 from app.errors import ServiceError
 from app.extension import EXTENSION
 from app.logs import configure_logging, new_request_id, request_id_var, valid_request_id
-from app.problems import handle_http_exception, handle_service_error, handle_unexpected, problem
+from app.problems import (
+    DATABASE_UNAVAILABLE,
+    handle_database_unavailable,
+    handle_http_exception,
+    handle_service_error,
+    handle_unexpected,
+    problem,
+)
 from app.relay_thread import RelayThread
 from app.sandbox.web import init_sandbox
 from app.schemas.common import ProblemSchema
@@ -123,6 +130,8 @@ def _register_api(app: Flask, runtime: Runtime) -> None:
     app.register_blueprint(admin_ui.blp)
     init_sandbox(app, runtime.db, runtime.settings)
     app.register_error_handler(ServiceError, handle_service_error)
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.register_error_handler(unavailable, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected)
 
     @app.before_request

@@ -686,11 +686,14 @@ def _pg_binaries() -> Path:
     return found
 
 
-def start_postgres(workdir: Path) -> Server:
+def start_postgres(workdir: Path, crash_safe: bool = False) -> Server:
     """Start a throwaway PostgreSQL cluster on a free port, trust auth.
 
     Durability is switched off (fsync, full_page_writes, synchronous_commit):
     the data is thrown away anyway and tests run much faster without it.
+    `crash_safe` keeps synchronous_commit on, so that a server killed with
+    SIGKILL loses no commit it acknowledged (fsync stays off: the machine
+    itself does not crash).
     """
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -745,7 +748,7 @@ def start_postgres(workdir: Path) -> Server:
             "-c",
             "fsync=off",
             "-c",
-            "synchronous_commit=off",
+            f"synchronous_commit={'on' if crash_safe else 'off'}",
             "-c",
             "full_page_writes=off",
             "-c",

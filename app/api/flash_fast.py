@@ -26,7 +26,13 @@ from app.api.flash_sales import purchase_from
 from app.bootstrap import Runtime
 from app.errors import ServiceError
 from app.logs import new_request_id, request_id_var, valid_request_id
-from app.problems import PROBLEM_JSON, problem_body, service_problem
+from app.problems import (
+    DATABASE_UNAVAILABLE,
+    PROBLEM_JSON,
+    database_unavailable,
+    problem_body,
+    service_problem,
+)
 
 log = logging.getLogger("app")
 
@@ -80,6 +86,8 @@ class FlashPurchaseFastPath:
             return service_problem(error)
         except _BadBody as bad:
             return bad.answer
+        except DATABASE_UNAVAILABLE as error:
+            return database_unavailable(error)
         except Exception:  # as Flask does for every other endpoint: log it, answer a 500 problem
             log.exception("unhandled error")
             return 500, problem_body(500, "internal", "An internal error occurred; it has been logged."), {}

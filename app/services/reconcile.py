@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Exists, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Exists, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.db import Database
 from app.models import coupons as coupon_status
 from app.models import payments as payment_status
 from app.models.coupons import Coupon
+from app.models.flash_sales import FlashSale, FlashSaleBuyer
 from app.models.goods import Goods
 from app.models.orders import (
     AWAITING_PAYMENT,
@@ -74,6 +75,7 @@ def reconcile(
     with _snapshot(db) as connection:
         _stock_sold(connection, report)
         _stock_reserved(connection, report)
+        _flash_sales(connection, report)
         _coupons(connection, report, since)
         _confirmed_orders(connection, report, since, settled_before)
         _money_held(connection, report, since, settled_before)
@@ -113,26 +115,71 @@ def _stock_reserved(connection: Connection, report: Report) -> None:
     saga's reserve_stock succeeded, its release_stock did not, and the order is not confirmed
     (confirming sells the reserve)."""
 
-    def step_succeeded(name: str, kind: str) -> Exists:
-        return exists().where(
-            SagaStep.saga_id == Saga.id,
-            SagaStep.name == name,
-            SagaStep.kind == kind,
-            SagaStep.status == STEP_SUCCEEDED,
-        )
-
     holding = (
         select(OrderItem.goods_id)
         .join(Order, Order.id == OrderItem.order_id)
         .join(Saga, Saga.subject_id == Order.id)
-        .where(
-            Order.status != CONFIRMED,
-            step_succeeded(RESERVE_STOCK, ACTION),
-            ~step_succeeded(RELEASE_STOCK, COMPENSATION),
-        )
+        .where(Order.status != CONFIRMED, _reservation_stands())
     )
     holders = "orders holding a reservation"
     _compare_counter(connection, report, "stock reserved", Goods.stock_reserved, holding, holders=holders)
+
+
+def _step_succeeded(name: str, kind: str) -> Exists:
+    return exists().where(
+        SagaStep.saga_id == Saga.id,
+        SagaStep.name == name,
+        SagaStep.kind == kind,
+        SagaStep.status == STEP_SUCCEEDED,
+    )
+
+
+def _reservation_stands() -> ColumnElement[bool]:
+    """The saga (joined in) reserved its order's stock and has not released it."""
+    return and_(_step_succeeded(RESERVE_STOCK, ACTION), ~_step_succeeded(RELEASE_STOCK, COMPENSATION))
+
+
+def _flash_sales(connection: Connection, report: Report) -> None:
+    """A sale has admitted exactly the units of its orders that are not cancelled, and each
+    buyer's count is theirs; a sale not yet over still holds every unit no order has taken into
+    its reserve (once it is over, the unsold ones went back to the goods)."""
+    units = (
+        select(func.coalesce(func.sum(OrderItem.quantity), 0))
+        .select_from(OrderItem)
+        .join(Order, Order.id == OrderItem.order_id)
+    )
+    not_cancelled = Order.status.not_in((CANCELLED, REFUNDED))
+    of_sale = units.where(Order.flash_sale_id == FlashSale.id)
+    standing = of_sale.where(not_cancelled).scalar_subquery()
+    taken = of_sale.join(Saga, Saga.subject_id == Order.id).where(_reservation_stands()).scalar_subquery()
+    sales = connection.execute(
+        select(FlashSale.id, FlashSale.quantity, FlashSale.admitted, FlashSale.units_held).add_columns(
+            FlashSale.settled_at, standing, taken
+        )
+    ).all()
+    for sale_id, quantity, admitted, held, settled, bought, reserved in sales:
+        if admitted != bought:
+            report.add(
+                "flash sales", sale_id, f"admitted is {admitted}; its orders not cancelled hold {bought}"
+            )
+        if settled is None and held != quantity - reserved:
+            detail = f"units_held is {held}; {quantity} on sale less {reserved} in orders' reserves"
+            report.add("flash sales", sale_id, detail)
+    buyers = connection.execute(
+        select(FlashSaleBuyer.sale_id, FlashSaleBuyer.user_id, FlashSaleBuyer.units).add_columns(
+            units.where(
+                Order.flash_sale_id == FlashSaleBuyer.sale_id,
+                Order.user_id == FlashSaleBuyer.user_id,
+                not_cancelled,
+            ).scalar_subquery()
+        )
+    ).all()
+    for sale_id, user_id, counted, bought in buyers:
+        if counted != bought:
+            report.add(
+                "flash sales", sale_id, f"buyer {user_id} counts {counted} units; their orders hold {bought}"
+            )
+    report.checked["flash sales"] = len(sales)
 
 
 def _compare_counter(

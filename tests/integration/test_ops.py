@@ -13,8 +13,10 @@ from flask.testing import FlaskClient
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
 from app import create_app
+from app.services.users import new_token
 from scripts.servers import free_port
 from tasks.celery_app import celery_config
+from tests.support.api import bearer
 from tests.support.env import settings_for
 
 
@@ -36,6 +38,32 @@ def test_readyz_names_what_failed(down: str, pg_url: str, redis_url: str) -> Non
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert down in response.get_json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/v1/orders"),
+        ("GET", "/api/v1/orders/ord_01M8YRD0BXAM5QT0N3HK463VEN"),
+        ("POST", "/api/v1/flash-sales/fls_01M8YRD0BXAM5QT0N3HK463VEN/purchase"),
+    ],
+)
+def test_with_the_database_down_a_request_is_told_to_come_again(
+    method: str, path: str, redis_url: str
+) -> None:
+    closed = free_port()
+    app = create_app(settings_for(f"postgresql+psycopg://postgres@127.0.0.1:{closed}/x", redis_url))
+    body = {"items": [{"goods_id": "gds_1", "quantity": 1}]} if path.endswith("orders") else {"quantity": 1}
+    response = app.test_client().open(
+        path,
+        method=method,
+        json=body if method == "POST" else None,
+        headers=bearer(new_token("usr_01M8YRD0BXAM5QT0N3HK463VEN")),
+    )
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["code"] == "unavailable"
+    assert response.headers["Retry-After"] == "1"
 
 
 def test_metrics_expose_the_contract_families_and_queue_depth(

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from scripts.servers import Server
+from tests.support import flash
 from tests.support.env import REPO, SANDBOX_API_KEY, process_env
 from tests.support.processes import wait_until
 from tests.support.stack import Stack, running_stack
@@ -59,11 +60,16 @@ def test_a_clean_shop_reconciles_and_every_seeded_discrepancy_is_reported(stack:
     stack.ok("POST", f"/api/v1/orders/{cancelled['id']}/cancel", buyer["token"])
     assert stack.wait_order(cancelled["id"], ("CANCELLED",))["status"] == "CANCELLED"
     awaiting(stack, buyer, tea["id"])  # left awaiting payment: in flight, not a discrepancy
+    on_sale = flash.sale(stack, quantity=3)
+    bought = flash.buy(stack, on_sale, buyer)
+    assert bought.status_code == 202, bought.text
+    assert stack.wait_order(bought.json()["order_id"])["status"] == "AWAITING_PAYMENT"
 
     clean = reconcile(stack, "--settle", "0")
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "discrepancies: 0" in clean.stdout
-    for check in ("stock sold", "stock reserved", "coupons", "confirmed orders", "money held", "provider"):
+    checks = ("stock sold", "stock reserved", "flash sales", "coupons", "confirmed orders", "money held")
+    for check in (*checks, "provider"):
         assert check in clean.stdout, clean.stdout
 
     other = stack.coupon(buyer)
@@ -73,11 +79,15 @@ def test_a_clean_shop_reconciles_and_every_seeded_discrepancy_is_reported(stack:
             f"UPDATE coupons SET status = 'LOCKED', order_id = '{cancelled['id']}' WHERE id = '{other['id']}'"
         )
         connection.exec_driver_sql(f"UPDATE payments SET status = 'FAILED' WHERE order_id = '{paid['id']}'")
+        connection.exec_driver_sql(f"UPDATE flash_sales SET units_held = 3 WHERE id = '{on_sale['id']}'")
+        connection.exec_driver_sql(
+            f"UPDATE flash_sale_buyers SET units = 2 WHERE sale_id = '{on_sale['id']}'"
+        )
 
     found = reconcile(stack, "--settle", "0")
     assert found.returncode == 1, found.stdout + found.stderr
     lines = found.stdout.splitlines()
-    assert "discrepancies: 4" in lines, found.stdout
+    assert "discrepancies: 6" in lines, found.stdout
 
     def reported(check: str, subject: str) -> bool:
         words = [*check.split(), subject]
@@ -87,9 +97,13 @@ def test_a_clean_shop_reconciles_and_every_seeded_discrepancy_is_reported(stack:
     assert reported("coupons", other["id"]), found.stdout
     assert reported("confirmed orders", paid["id"]), found.stdout  # confirmed, its payment FAILED
     assert reported("provider", paid["payment"]["id"]), found.stdout  # FAILED here, SUCCEEDED there
+    sale_lines = [line for line in lines if line.split()[:3] == ["flash", "sales", on_sale["id"]]]
+    assert len(sale_lines) == 2, found.stdout  # its units held, and its buyer's count
+    assert any("units_held is 3" in line for line in sale_lines), found.stdout
+    assert any(f"buyer {buyer['id']} counts 2" in line for line in sale_lines), found.stdout
 
     recent = reconcile(stack, "--since", "1h", "--settle", "3600")  # nothing has settled for so long
-    assert recent.returncode == 1 and "discrepancies: 3" in recent.stdout, recent.stdout
+    assert recent.returncode == 1 and "discrepancies: 5" in recent.stdout, recent.stdout
 
 
 def test_a_since_that_is_neither_a_duration_nor_a_time_is_refused(stack: Stack) -> None:

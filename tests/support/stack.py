@@ -41,7 +41,7 @@ class Stack:
             self.database_url, self.redis.url, ORDERSAGA_PUBLIC_URL=self.base_url, **{**FAST, **env}
         )
         self.http = requests.Session()
-        self.db = create_engine(self.database_url)
+        self.db = create_engine(self.database_url, pool_pre_ping=True)
         self.processes: dict[str, Process] = {}
 
     # -- processes ----------------------------------------------------------------------------
