@@ -70,7 +70,7 @@ class Compensation(EngineCore):
             row.status = STEP_RUNNING
             row.attempts += 1
             row.started_at = row.started_at or self.clock()
-            saga.updated_at = self.clock()
+            saga.moved(self.clock())
             applied = _applied(saga, step)
             uow.commit()
         ctx = SagaContext(saga_id, saga.subject_id, action_applied=applied)
@@ -105,7 +105,7 @@ class Compensation(EngineCore):
     def _next_compensation(
         self, uow: UnitOfWork, definition: SagaDefinition, saga: Saga, position: int
     ) -> None:
-        saga.updated_at = self.clock()
+        saga.moved(self.clock())
         for index in range(position, -1, -1):
             step = definition.steps[index]
             if not step.has_compensation:

@@ -119,7 +119,7 @@ class SagaEngine(Recovery):
         row.status = STEP_RUNNING
         row.attempts += 1
         row.started_at = row.started_at or at or self.clock()
-        saga.updated_at = self.clock()
+        saga.moved(self.clock())
 
     def _run_local(
         self,
@@ -220,7 +220,7 @@ class SagaEngine(Recovery):
 
     def _advance(self, uow: UnitOfWork, definition: SagaDefinition, saga: Saga, position: int) -> None:
         """Queue the next step that applies, pause at a wait step, or complete the saga."""
-        saga.updated_at = self.clock()
+        saga.moved(self.clock())
         if saga.cancel_requested and position < len(definition.steps):
             saga.position = position
             uow.session.flush()  # compensation reloads the subject: nothing pending may be lost

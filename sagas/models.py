@@ -57,10 +57,18 @@ class Saga(Base):
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Last progress: the sweep re-drives sagas whose updated_at is older than the stale limit.
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    # Re-drives since the saga last moved: each doubles the wait before the next (app.backoff).
+    redrives: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
 
     steps: Mapped[list[SagaStep]] = relationship(
         lazy="selectin", order_by="SagaStep.id", cascade="all, delete-orphan"
     )
+
+    def moved(self, at: datetime) -> None:
+        """The saga made progress, or a worker reported on it: it is alive, so the stale clock
+        and the re-drive back-off start again."""
+        self.updated_at = at
+        self.redrives = 0
 
     def step(self, name: str, kind: str) -> SagaStep | None:
         return next((s for s in self.steps if s.name == name and s.kind == kind), None)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy import or_, select
 
 from app import metrics
+from app.backoff import due_again
 from app.db import UnitOfWork
 from app.errors import Conflict
 from sagas import messages, rows
@@ -39,7 +40,7 @@ class Recovery(Compensation):
             if row is None:
                 return
             row.error = error[:ERROR_LIMIT]
-            saga.updated_at = self.clock()
+            saga.moved(self.clock())
             uow.commit()
         messages.count(row.name, kind, "transient_failure")
 
@@ -57,7 +58,7 @@ class Recovery(Compensation):
                 return
             saga.status = FAILED
             saga.failed_kind = kind
-            saga.updated_at = self.clock()
+            saga.moved(self.clock())
             uow.commit()
         metrics.SAGAS_FAILED.inc()
         messages.count(row.name, kind, "failed")
@@ -87,25 +88,28 @@ class Recovery(Compensation):
             row.status = STEP_PENDING
             row.finished_at = None
             saga.failed_kind = None
-            saga.updated_at = self.clock()
+            saga.moved(self.clock())
             messages.send(uow, definition, step, kind, saga)
             uow.commit()
             return saga
 
     def redrive_stale(self, older_than: timedelta, limit: int = 200) -> int:
-        """Send again the message of every saga that has not moved for `older_than`.
+        """Send again the message of every saga that has not moved for `older_than`, and again
+        after twice as long if it still has not, and so on (app.backoff).
 
         If the message was only slow, the duplicate finds the saga moved on and does nothing.
         Rows locked by someone else are skipped, so two sweeps at once are harmless. A delayed
         saga counts from the time its first step was due, not from its start.
         """
-        cutoff = self.clock() - older_than
+        now = self.clock()
+        cutoff = now - older_than
         with self.new_uow() as uow:
             sagas = uow.session.scalars(
                 select(Saga)
                 .where(
                     Saga.status.in_((RUNNING, COMPENSATING)),
-                    Saga.updated_at < cutoff,
+                    Saga.updated_at < cutoff,  # implied by the next, and what the index serves
+                    due_again(Saga.redrives, Saga.updated_at, now, older_than),
                     or_(Saga.not_before.is_(None), Saga.not_before < cutoff),
                 )
                 .order_by(Saga.updated_at)
@@ -115,7 +119,8 @@ class Recovery(Compensation):
             for saga in sagas:
                 definition = self.definitions[saga.type]
                 kind = ACTION if saga.status == RUNNING else COMPENSATION
-                saga.updated_at = self.clock()
+                saga.updated_at = now
+                saga.redrives += 1
                 messages.send(uow, definition, definition.steps[saga.position], kind, saga)
                 log.warning("saga %s had not moved since %s: re-driving %s", saga.id, cutoff, saga.status)
             uow.commit()

@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import outbox
+from app.backoff import due_again
 from app.db import UnitOfWork
 from app.errors import AmountMismatch, NotFound
 from app.models import payments as payment_status
@@ -172,13 +174,23 @@ def schedule_timeout(uow: UnitOfWork, saga_id: str, order_id: str, horizon: time
 
 
 def _queue_timeout(
-    uow: UnitOfWork, saga_id: str, order_id: str, eta: datetime | None, now: datetime | None = None
+    uow: UnitOfWork,
+    saga_id: str,
+    order_id: str,
+    eta: datetime | None,
+    *,
+    now: datetime | None = None,
+    requeue: bool = False,
 ) -> None:
+    """`requeue`: the backstop's, past the deadline, which backs off (app.backoff)."""
     outbox.add(uow, TIMEOUT_TASK, {"saga_id": saga_id, "order_id": order_id}, "payments", eta=eta)
+    values: dict[str, Any] = {"timeout_queued_at": now or utcnow()}
+    if requeue:
+        values["timeout_requeues"] = Order.timeout_requeues + 1
     uow.session.execute(
         update(Order)
         .where(Order.id == order_id)
-        .values(timeout_queued_at=now or utcnow())
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
 
@@ -262,7 +274,7 @@ def queue_overdue_timeouts(uow: UnitOfWork, retry_after: timedelta, limit: int =
             or_(
                 Order.timeout_queued_at.is_(None),
                 Order.timeout_queued_at <= Order.payment_deadline,
-                Order.timeout_queued_at <= now - retry_after,
+                due_again(Order.timeout_requeues, Order.timeout_queued_at, now, retry_after),
             ),
         )
         .order_by(Order.payment_deadline)
@@ -270,7 +282,7 @@ def queue_overdue_timeouts(uow: UnitOfWork, retry_after: timedelta, limit: int =
         .with_for_update(of=Order, skip_locked=True)
     ).all()
     for saga_id, order_id in rows:
-        _queue_timeout(uow, saga_id, order_id, eta=None, now=now)
+        _queue_timeout(uow, saga_id, order_id, eta=None, now=now, requeue=True)
     uow.commit()
     return len(rows)
 

@@ -262,8 +262,8 @@ def test_the_backstop_queues_an_overdue_timeout_once_until_it_is_stale(
     app: Flask, awaiting: dict[str, Any]
 ) -> None:
     """An order past its deadline whose ETA task was lost is queued again, due now; while the
-    worker catches up, the next sweeps leave it alone, and only once the stale limit has passed
-    is it queued once more."""
+    worker catches up, the next sweeps leave it alone, and queue it once more only after twice
+    the stale limit, then after four times (app.backoff)."""
     order_id, stale = awaiting["order_id"], timedelta(minutes=2)
 
     def backstop() -> int:
@@ -277,6 +277,13 @@ def test_the_backstop_queues_an_overdue_timeout_once_until_it_is_stale(
     assert timeouts_queued(app) == [None]  # due now
     assert backstop() == 0  # queued after the deadline, and not stale yet
     set_deadline(app, order_id, timedelta(minutes=-5), queued_in=timedelta(minutes=-3))
+    assert backstop() == 0  # queued once past the deadline already: it now waits twice the limit
+    set_deadline(app, order_id, timedelta(minutes=-5), queued_in=timedelta(minutes=-4, seconds=-1))
     assert backstop() == 1
     assert backstop() == 0
     assert len(timeouts_queued(app)) == 2
+    set_deadline(app, order_id, timedelta(minutes=-10), queued_in=timedelta(minutes=-7))
+    assert backstop() == 0  # and then four times
+    set_deadline(app, order_id, timedelta(minutes=-10), queued_in=timedelta(minutes=-8, seconds=-1))
+    assert backstop() == 1
+    assert len(timeouts_queued(app)) == 3

@@ -232,6 +232,22 @@ def test_a_lost_message_is_redriven_by_the_sweep_and_a_duplicate_does_nothing(to
     assert toy.trip.booked == ["flight:trp_5", "hotel:trp_5", "charge:trp_5"]
 
 
+def test_a_saga_still_waiting_is_redriven_ever_less_often_until_it_moves(toy: Toy) -> None:
+    """A message only slow (a long queue) gets a duplicate after 60 s, then after 120 s more,
+    then 240 s: not one every 60 s for as long as the backlog lasts."""
+    saga_id = toy.start("trp_6")
+    stale = timedelta(seconds=60)
+    redriven_at = []
+    for second in range(1, 1000):
+        toy.now += timedelta(seconds=1)
+        if toy.engine.redrive_stale(stale):
+            redriven_at.append(second)
+    assert redriven_at == [61, 181, 421, 901]  # waits of 60, 120, 240 and 480 s
+    toy.run()  # the backlog drains: the saga moves, and the back-off starts again
+    assert toy.saga(saga_id).status == "COMPLETED"
+    assert toy.saga(saga_id).redrives == 0
+
+
 SHOP_MODULES = ("app.services", "app.models.orders", "app.models.flash_sales", "app.models.payments")
 SHOP_MODULES += ("app.flash_gate", "app.payments", "app.web", "flask", "celery")
 
