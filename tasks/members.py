@@ -10,7 +10,7 @@ from app.services import members
 
 def register(celery_app: Celery, runtime: Runtime) -> None:
     @celery_app.task(
-        name="members.credit_points",
+        name=members.CREDIT_POINTS_TASK,
         autoretry_for=(Exception,),
         retry_backoff=2,
         retry_backoff_max=60,

@@ -4,8 +4,10 @@ It sends outbox messages that were never sent (the broker was down after a commi
 re-drives sagas that have not moved for ORDERSAGA_SAGA_STALE_SECONDS (a worker died, or the
 broker lost its messages). It queues the payment timeout's ETA task of orders whose deadline
 came near (payment_events.timeout_horizon), and the timeout again, due now, of orders still
-awaiting payment past their deadline (once, then once per stale limit). It queues again the
-refunds of money held for cancelled orders that have not moved for as long, returns an ended
+awaiting payment past their deadline (once, then after the stale limit, twice it, and so on). It
+queues again the
+refunds of money held for cancelled orders that have not moved for as long, and the points of
+confirmed orders not credited after as long (then after twice as long, and so on), returns an ended
 flash sale's unsold units, and purges outbox messages sent longer ago than
 ORDERSAGA_OUTBOX_RETENTION_SECONDS. Every part is safe to run twice at once.
 """
@@ -19,7 +21,7 @@ from datetime import timedelta
 from celery import Celery
 
 from app.bootstrap import Runtime
-from app.services import flash_sales, payment_events
+from app.services import flash_sales, members, payment_events
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ def sweep_once(runtime: Runtime) -> dict[str, int]:
         "overdue": lambda: _queue_overdue_timeouts(runtime, stale),
         "flash_units_returned": lambda: _settle_flash_sales(runtime),
         "refunds_requeued": lambda: _requeue_refunds(runtime, stale),
+        "points_requeued": lambda: _requeue_points(runtime, stale),
         "purged": lambda: runtime.relay.purge_sent(retention) if runtime.relay is not None else 0,
     }
     counts: dict[str, int] = {}
@@ -70,6 +73,11 @@ def _queue_near_timeouts(runtime: Runtime) -> int:
 def _requeue_refunds(runtime: Runtime, stale: timedelta) -> int:
     with runtime.db.uow() as uow:
         return payment_events.queue_unfinished_refunds(uow, stale)
+
+
+def _requeue_points(runtime: Runtime, stale: timedelta) -> int:
+    with runtime.db.uow() as uow:
+        return members.queue_uncredited(uow, stale)
 
 
 def _settle_flash_sales(runtime: Runtime) -> int:

@@ -60,6 +60,8 @@ class Order(Base):
     timeout_queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # How often the sweep queued the timeout again past the deadline (app.backoff).
     timeout_requeues: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    # How often the sweep queued the points' credit again (app.backoff).
+    points_requeues: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     # Set in the transaction that credits the buyer's points, so they are credited once.
     points_credited: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = created_at_column()

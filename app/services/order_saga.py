@@ -20,7 +20,7 @@ from app.errors import CouponUnavailable, OutOfStock
 from app.models.orders import Order
 from app.payments import Providers
 from app.payments.port import PaymentStatus, ProviderPayment, ProviderRejected
-from app.services import coupons, flash_stock, inventory, orders, payment_events, payments
+from app.services import coupons, flash_stock, inventory, members, orders, payment_events, payments
 from app.services.lookup import order_row
 from sagas.definition import BusinessFailure, RetryPolicy, SagaContext, SagaDefinition, Step
 from sagas.models import ENGINE_STATUSES
@@ -30,7 +30,6 @@ TASK_PREFIX = "orders.saga"
 SUBJECT = "order_id"
 AWAITING_PAYMENT = "AWAITING_PAYMENT"
 STATUSES = (*ENGINE_STATUSES[:1], AWAITING_PAYMENT, *ENGINE_STATUSES[1:])  # as the API lists them
-CREDIT_POINTS_TASK = "members.credit_points"
 GIVE_BACK_TASK = "orders.flash.give_back"
 
 
@@ -174,7 +173,7 @@ class OrderSteps:
         if order.coupon_id is not None:
             coupons.use_for_order(uow, order)
         # Points go through the members queue: an order confirms even while no worker serves it.
-        outbox.add(uow, CREDIT_POINTS_TASK, {"order_id": order.id}, "members")
+        members.queue_credit(uow, order.id)
 
     def start_cancelling(self, uow: UnitOfWork, ctx: SagaContext, reason: str) -> None:
         orders.start_cancelling(uow, ctx.subject_id, reason)

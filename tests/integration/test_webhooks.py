@@ -20,7 +20,7 @@ from app.models.outbox import OutboxMessage
 from app.models.payments import Payment
 from app.models.webhooks import WebhookEvent
 from app.payments import Providers
-from app.services import coupons, goods, order_saga, orders, payment_events, users
+from app.services import coupons, goods, members, order_saga, orders, payment_events, users
 from app.services.payment_events import REFUND_TASK, TIMEOUT_TASK
 from app.services.webhooks import expected_signature
 from app.timeutil import utcnow
@@ -287,3 +287,44 @@ def test_the_backstop_queues_an_overdue_timeout_once_until_it_is_stale(
     set_deadline(app, order_id, timedelta(minutes=-10), queued_in=timedelta(minutes=-8, seconds=-1))
     assert backstop() == 1
     assert len(timeouts_queued(app)) == 3
+
+
+def test_points_whose_credit_was_lost_are_queued_again_less_and_less_often(
+    app: Flask, awaiting: dict[str, Any]
+) -> None:
+    """A confirmed order whose credit message the broker lost (a Redis restart) is queued again
+    after the stale limit, then after twice it; once credited, never again."""
+    order_id, stale = awaiting["order_id"], timedelta(minutes=2)
+    db = runtime(app).db
+
+    def confirmed(ago: timedelta) -> None:
+        with db.uow() as uow:
+            moved = utcnow() - ago
+            uow.session.execute(
+                update(Order).where(Order.id == order_id).values(status="CONFIRMED", updated_at=moved)
+            )
+            uow.commit()
+
+    def backstop() -> int:
+        with db.uow() as uow:
+            return members.queue_uncredited(uow, stale)
+
+    def credits_queued() -> int:
+        with db.uow() as uow:
+            rows = uow.session.scalars(
+                select(OutboxMessage).where(OutboxMessage.task == members.CREDIT_POINTS_TASK)
+            )
+            return len(list(rows))
+
+    confirmed(timedelta(minutes=1))
+    assert backstop() == 0  # its own credit may still be on its way
+    confirmed(timedelta(minutes=2, seconds=1))
+    assert (backstop(), backstop(), credits_queued()) == (1, 0, 1)
+    confirmed(timedelta(minutes=3))
+    assert backstop() == 0  # queued again once: the next waits until twice the limit
+    confirmed(timedelta(minutes=4, seconds=1))
+    assert (backstop(), credits_queued()) == (1, 2)
+    with db.uow() as uow:
+        assert members.credit_points(uow, order_id) == (1500 * 2 - 200) // 100
+    confirmed(timedelta(hours=5))
+    assert backstop() == 0  # credited: nothing more to send
