@@ -122,6 +122,10 @@ class Recovery(Compensation):
                 saga.updated_at = now
                 saga.redrives += 1
                 messages.send(uow, definition, definition.steps[saga.position], kind, saga)
-                log.warning("saga %s had not moved since %s: re-driving %s", saga.id, cutoff, saga.status)
+                step = definition.steps[saga.position].name
+                log.warning(
+                    "saga %s had not moved since %s: re-driving %s at %s (%d before)",
+                    *(saga.id, cutoff, saga.status, step, saga.redrives - 1),
+                )
             uow.commit()
             return len(sagas)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import create_engine
+from sqlalchemy import bindparam, create_engine, text
 
 from app.config import load_settings
 from app.db import Database
@@ -112,7 +112,7 @@ def run(profile: plan.Profile, seed: int, log_dir: Path | None = None) -> Outcom
         finally:
             db.engine.dispose()
         if verdict.violations:
-            (workdir / "logs.txt").write_text(stack.logs())
+            (workdir / "logs.txt").write_text(stack.logs() + _rows_of(stack, verdict))
         return Outcome(
             chosen, verdict, buyers.answers, injector.injected, time.monotonic() - began, unfinished
         )
@@ -131,6 +131,25 @@ def _play(chosen: plan.Plan, buyers: Buyers, injector: Injector, began: float) -
         else:
             injector.inject(item)
     time.sleep(max(0.0, began + chosen.profile.seconds - time.monotonic()))
+
+
+def _rows_of(stack: Stack, verdict: Verdict) -> str:
+    """The rows of the first violations' subjects, for after the deployment is gone."""
+    subjects = [v.subject for v in verdict.violations[:20]]
+    queries = {
+        "orders": "SELECT * FROM orders WHERE id IN :ids",
+        "sagas": "SELECT * FROM sagas WHERE id IN :ids OR subject_id IN :ids",
+        "saga steps": "SELECT st.* FROM saga_steps st JOIN sagas s ON s.id = st.saga_id"
+        " WHERE s.id IN :ids OR s.subject_id IN :ids ORDER BY st.saga_id, st.id",
+        "payments": "SELECT * FROM payments WHERE id IN :ids OR order_id IN :ids",
+    }
+    lines = []
+    for name, query in queries.items():
+        lines.append(f"===== {name}")
+        statement = text(query).bindparams(bindparam("ids", expanding=True))
+        with stack.db.connect() as connection:
+            lines += [repr(tuple(row)) for row in connection.execute(statement, {"ids": subjects})]
+    return "\n" + "\n".join(lines) + "\n"
 
 
 def _settle(stack: Stack) -> None:
