@@ -49,11 +49,12 @@ bench: install-dev
 	$(BIN)/python -m bench.growth
 
 # A seeded run of orders under faults on the real stack, then the checker (tests/chaos/run.py,
-# docs/reliability.md). The short profile also runs inside `make test`.
+# docs/reliability.md). The short profile also runs inside `make test`, on each broker.
 PROFILE ?= short
 SEED ?= 1
+BROKER ?= redis
 chaos: install-dev
-	$(BIN)/python -m tests.chaos.run --profile $(PROFILE) --seed $(SEED)
+	$(BIN)/python -m tests.chaos.run --profile $(PROFILE) --seed $(SEED) --broker $(BROKER)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -10,14 +10,16 @@ come committed as sent (app/outbox.py): the relay marks unsent those the broker 
 from __future__ import annotations
 
 import logging
+import math
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, delete, select, update
 
+from app import broker
 from app.db import Database
 from app.models.outbox import OutboxMessage
-from app.timeutil import utcnow
+from app.timeutil import as_utc, utcnow
 
 if TYPE_CHECKING:  # the relay is handed its Celery app; importing Celery here would load it
     from celery import Celery
@@ -26,12 +28,14 @@ log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "ordersaga_request_id"
 MARK_EVERY = 200  # messages sent between two marks of what went out
+CONFIRM_TIMEOUT_SECONDS = 5  # RabbitMQ: a publish not confirmed by then counts as not sent
 
 
 class OutboxRelay:
     def __init__(self, db: Database, celery_app: Celery) -> None:
         self.db = db
         self.celery_app = celery_app
+        self.on_redis = broker.is_redis(str(celery_app.conf.broker_url))
 
     def send_overdue(self, older_than: timedelta = timedelta(seconds=2), limit: int = 500) -> int:
         """Send what the after-commit relay could not (broker down, process killed)."""
@@ -120,16 +124,17 @@ class OutboxRelay:
             # hold an HTTP request for seconds.)
             with self.celery_app.pool.acquire(block=True, timeout=5) as connection:
                 connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
+                if not self.on_redis:
+                    broker.declare_delayed_delivery(connection, list(self.celery_app.amqp.queues.values()))
                 for done, message in enumerate(messages, start=1):
                     self.celery_app.send_task(
                         message.task,
                         kwargs=message.kwargs,
                         queue=message.queue,
-                        eta=message.eta,
-                        priority=message.priority,
                         headers={REQUEST_ID_HEADER: message.request_id} if message.request_id else None,
                         retry=False,
                         connection=connection,
+                        **self._delivery(message),
                     )
                     sent.append(message.id)
                     if done - marked == MARK_EVERY:
@@ -138,6 +143,22 @@ class OutboxRelay:
         finally:
             self._record(messages[marked:], set(sent))
         return len(sent)
+
+    def _delivery(self, message: OutboxMessage) -> dict[str, Any]:
+        """When and in which order the broker delivers it.
+
+        Redis: the ETA as is (the worker holds the message until then), and the priority.
+        RabbitMQ: a whole number of seconds of delay, rounded up, since the broker's delay is
+        counted in whole seconds and Celery truncates, which would deliver a timeout before its
+        deadline (or fail, below one second); no priority (quorum queues have none).
+        """
+        if self.on_redis:
+            return {"eta": message.eta, "priority": message.priority}
+        if message.eta is None:
+            return {"confirm_timeout": CONFIRM_TIMEOUT_SECONDS}
+        wait = (as_utc(message.eta) - utcnow()).total_seconds()
+        countdown = math.ceil(wait) if wait > 0 else None
+        return {"countdown": countdown, "confirm_timeout": CONFIRM_TIMEOUT_SECONDS}
 
     def _record(self, messages: list[OutboxMessage], sent: set[int]) -> None:
         """Mark sent what went out, and unsent what was committed as sent but did not go out

@@ -1,4 +1,4 @@
-"""Redis and PostgreSQL servers for `make run` and the test suite.
+"""Redis, PostgreSQL and RabbitMQ servers for `make run` and the test suite.
 
 Stdlib only on purpose: this runs before the project's dependencies are
 installed, and the test suite must be able to take a broker down and bring it
@@ -7,7 +7,7 @@ back without going through the client libraries it is testing.
 Use an external server when one is configured or already listens on the
 default port; otherwise start a private, throwaway one on a free port.
 
-    python -m scripts.servers redis|postgres [--configured URL] [--workdir DIR]
+    python -m scripts.servers redis|postgres|rabbitmq [--configured URL] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -36,8 +36,11 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 REDIS_START_TIMEOUT = 10.0
 POSTGRES_START_TIMEOUT = 30.0
+RABBITMQ_START_TIMEOUT = 60.0  # an Erlang node boots in 5-10 s on two busy cores
+RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")  # the package's, without its su wrapper
 STOP_TIMEOUT = 10.0
 PG_SYSTEM_USER = "postgres"
 PG_FALLBACK_USER = "ordersaga-pg"
@@ -236,6 +239,23 @@ def redis_answers(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def amqp_answers(url: str, timeout: float = 1.0) -> bool:
+    """Whether an AMQP 0-9-1 broker listens at `url`: it answers the protocol header with a
+    Connection.Start method frame (frame type 1)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("amqp", "pyamqp"):
+        raise ValueError(f"not an amqp:// URL: {redact(url)}")
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or 5672), timeout=timeout
+        ) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(b"AMQP\x00\x00\x09\x01")
+            return sock.recv(7)[:1] == b"\x01"
+    except OSError:
+        return False
+
+
 def _pg_target(url: str) -> tuple[str, int, str | None, str | None]:
     """Host (or socket directory), port, user and database of a libpq URL."""
     parts = urlsplit(url)
@@ -335,7 +355,7 @@ class Server:
     @property
     def port(self) -> int:
         parts = urlsplit(self.url)
-        return parts.port or (6379 if parts.scheme == "redis" else 5432)
+        return parts.port or {"redis": 6379, "amqp": 5672}.get(parts.scheme, 5432)
 
     @property
     def running(self) -> bool:
@@ -345,6 +365,8 @@ class Server:
         """Whether the server answers right now."""
         if self.kind == "redis" or self.url.startswith("redis"):
             return redis_answers(self.url, timeout)
+        if self.kind == "rabbitmq" or self.url.startswith("amqp"):
+            return amqp_answers(self.url, timeout)
         return postgres_answers(self.url, timeout)
 
     def _require_private(self, action: str) -> None:
@@ -395,8 +417,10 @@ class Server:
         if not self.private or os.getpid() != self._owner_pid:
             return
         self._halt(graceful=True)
-        if self.kind == "postgres" and self.datadir is not None:
-            shutil.rmtree(self.datadir.parent, ignore_errors=True)
+        if self.kind in ("postgres", "rabbitmq") and self.datadir is not None:
+            # A cluster's directory holds only the cluster; a node's holds its logs too.
+            data = self.datadir.parent if self.kind == "postgres" else self.datadir
+            shutil.rmtree(data, ignore_errors=True)
             self.datadir = None
 
     def kill(self) -> None:
@@ -412,15 +436,15 @@ class Server:
         self._require_private("start")
         if self.running:
             return
-        if self.kind == "postgres" and self.datadir is None:
-            raise RuntimeError("this PostgreSQL was stopped and its cluster removed")
+        if self.kind in ("postgres", "rabbitmq") and self.datadir is None:
+            raise RuntimeError(f"this {self.kind} was stopped and its data removed")
         _launch(self, fixed_port=True)
 
     def restart(self) -> None:
         """Stop gracefully and start again on the same port.
 
         A private Redis keeps nothing on disk, so it comes back empty; a
-        private PostgreSQL comes back with its data.
+        private PostgreSQL or RabbitMQ comes back with its data.
         """
         self._require_private("restart")
         self._halt(graceful=True)
@@ -511,6 +535,10 @@ def _set_port(server: Server, port: int) -> None:
     """Move a not-yet-running private server to another port."""
     old = str(server.port)
     server.url = server.url.replace(f"127.0.0.1:{old}", f"127.0.0.1:{port}", 1)
+    if server.kind == "rabbitmq":  # its port is in its environment (see start_rabbitmq)
+        i = server.argv.index(f"RABBITMQ_NODE_PORT={old}")
+        server.argv[i] = f"RABBITMQ_NODE_PORT={port}"
+        return
     flag = "--port" if server.kind == "redis" else "-p"
     i = server.argv.index(flag)
     server.argv[i + 1] = str(port)
@@ -781,6 +809,76 @@ def ensure_postgres(configured: str | None, workdir: Path, default: str = DEFAUL
 
 
 # --------------------------------------------------------------------------
+# RabbitMQ
+# --------------------------------------------------------------------------
+
+
+def _rabbitmq_server() -> Path:
+    if not RABBITMQ_SERVER.exists():
+        try:
+            apt_install("rabbitmq-server", "rabbitmq-server")
+        except RuntimeError:
+            # Its post-install script starts the system's node, which fails where no init
+            # system runs; the files this needs are unpacked by then.
+            if not RABBITMQ_SERVER.exists():
+                raise
+    return RABBITMQ_SERVER
+
+
+def start_rabbitmq(workdir: Path, port: int | None = None) -> Server:
+    """Start a private RabbitMQ node on 127.0.0.1, its data, logs, Erlang cookie and settings in
+    `workdir` (none of the system's /etc/rabbitmq), no plugins, its own distribution port.
+
+    Unlike the private Redis it keeps its data across kill() and start(), as a real broker's
+    durable queues do; stop() removes it."""
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    chosen = port if port is not None else free_port()
+    node = f"ordersaga-{os.getpid()}-{chosen}@localhost"
+    data = workdir / "mnesia"
+    (workdir / "rabbitmq-env.conf").write_text("")
+    (workdir / "rabbitmq.conf").write_text("log.console = false\nlog.file.level = warning\n")
+    (workdir / "enabled_plugins").write_text("[].\n")
+    log = workdir / "rabbitmq.out"
+    environment = {
+        "HOME": str(workdir),  # the Erlang cookie goes here
+        "RABBITMQ_NODENAME": node,
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(chosen),
+        "RABBITMQ_DIST_PORT": str(free_port()),
+        "RABBITMQ_CONF_ENV_FILE": str(workdir / "rabbitmq-env.conf"),
+        "RABBITMQ_CONFIG_FILE": str(workdir / "rabbitmq.conf"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(workdir / "enabled_plugins"),
+        "RABBITMQ_MNESIA_BASE": str(data),
+        "RABBITMQ_LOG_BASE": str(workdir / "log"),
+        "RABBITMQ_PID_FILE": str(workdir / "rabbitmq.pid"),
+    }
+    server = Server(
+        url=f"amqp://guest:guest@127.0.0.1:{chosen}//",
+        workdir=workdir,
+        kind="rabbitmq",
+        argv=["/usr/bin/env", *(f"{k}={v}" for k, v in environment.items()), str(_rabbitmq_server())],
+        log=log,
+        datadir=data,
+        start_timeout=RABBITMQ_START_TIMEOUT,
+        stop_signal=signal.SIGTERM,
+    )
+    _launch(server, fixed_port=port is not None)
+    return _register(server)
+
+
+def ensure_rabbitmq(configured: str | None, workdir: Path, default: str = DEFAULT_RABBITMQ_URL) -> Server:
+    """The configured RabbitMQ, else one on the default URL, else a private one."""
+    if configured:
+        if not amqp_answers(configured):
+            raise RuntimeError(f"ordersaga: configured RabbitMQ {redact(configured)} does not answer")
+        return Server(url=configured)
+    if amqp_answers(default):
+        return Server(url=default)
+    return start_rabbitmq(workdir)
+
+
+# --------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------
 
@@ -789,9 +887,9 @@ def main(argv: list[str] | None = None) -> int:
     """Print the server's URL; hold a private one until SIGINT/SIGTERM."""
     parser = argparse.ArgumentParser(
         prog="python -m scripts.servers",
-        description="Ensure a Redis or PostgreSQL server and print its URL.",
+        description="Ensure a Redis, PostgreSQL or RabbitMQ server and print its URL.",
     )
-    parser.add_argument("kind", choices=["redis", "postgres"])
+    parser.add_argument("kind", choices=["redis", "postgres", "rabbitmq"])
     parser.add_argument(
         "--configured",
         metavar="URL",
@@ -809,7 +907,7 @@ def main(argv: list[str] | None = None) -> int:
 
     own_workdir = args.workdir is None
     workdir: Path = args.workdir or Path(tempfile.mkdtemp(prefix=f"ordersaga-{args.kind}-"))
-    ensure = ensure_redis if args.kind == "redis" else ensure_postgres
+    ensure = {"redis": ensure_redis, "postgres": ensure_postgres, "rabbitmq": ensure_rabbitmq}[args.kind]
     try:
         try:
             server = ensure(args.configured, workdir)

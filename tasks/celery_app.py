@@ -7,6 +7,8 @@ Settings changed from Celery's defaults, and why:
 - JSON only; events on, so Flower sees every task.
 - The Redis visibility timeout is longer than the longest ETA (the payment timeout), or Redis
   would deliver an ETA task a second time before it is due.
+- On RabbitMQ: durable quorum queues (app/broker.py) and publisher confirms, so that a message
+  the broker took is one it keeps; delayed messages wait in the broker (native delayed delivery).
 """
 
 from __future__ import annotations
@@ -16,11 +18,10 @@ from typing import Any
 
 from celery import Celery, Task, signals
 from flask import Flask
-from kombu import Queue
 
 from app import metrics
 from app.bootstrap import Runtime
-from app.broker import QUEUES
+from app.broker import QUEUES, is_redis, task_queues
 from app.config import Settings
 from app.logs import install_filter, request_id_var
 from app.relay import OutboxRelay
@@ -34,18 +35,11 @@ TASK_MODULES = (ops, sweeps, members, payments, sandbox_tasks, flash_tasks)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
-    visibility_timeout = max(settings.payment_timeout_seconds * 2, settings.payment_timeout_seconds + 3600)
     return {
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,
-        "broker_transport_options": {
-            "visibility_timeout": visibility_timeout,
-            "health_check_interval": 10,
-            "socket_timeout": 10,
-            "socket_connect_timeout": 5,
-            "socket_keepalive": True,
-        },
+        "broker_transport_options": broker_transport_options(settings),
         "broker_heartbeat": 30,
         "task_ignore_result": True,
         "result_backend": None,
@@ -57,7 +51,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "worker_send_task_events": True,
         "task_send_sent_event": True,
-        "task_queues": [Queue(name, routing_key=name) for name in QUEUES],
+        "task_queues": task_queues(settings.broker_url),
         "task_default_queue": "orders",
         "task_routes": {f"{name}.*": {"queue": name} for name in QUEUES},
         "beat_schedule": beat_schedule(settings),
@@ -65,6 +59,19 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "timezone": "UTC",
         "enable_utc": True,
+    }
+
+
+def broker_transport_options(settings: Settings) -> dict[str, Any]:
+    if not is_redis(settings.broker_url):
+        return {"confirm_publish": True}
+    timeout = settings.payment_timeout_seconds
+    return {
+        "visibility_timeout": max(timeout * 2, timeout + 3600),
+        "health_check_interval": 10,
+        "socket_timeout": 10,
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
     }
 
 

@@ -2,7 +2,9 @@
 
 Servers: the configured ones (ORDERSAGA_TEST_DATABASE_URL, ORDERSAGA_TEST_REDIS_URL), else the
 default local ports if they answer, else throwaway servers started for this run (see
-scripts/servers.py). Unit tests never ask for them, so `make test-unit` needs no server.
+scripts/servers.py). RabbitMQ is the configured one (ORDERSAGA_TEST_RABBITMQ_URL) or a private
+node: the queues' names are the service's own, which a RabbitMQ shared with anything else
+would mix up. Unit tests never ask for them, so `make test-unit` needs no server.
 """
 
 from __future__ import annotations
@@ -48,6 +50,18 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.S
         os.environ.get("ORDERSAGA_TEST_REDIS_URL"), tmp_path_factory.mktemp("redis")
     )
     yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("ORDERSAGA_TEST_RABBITMQ_URL")
+    server = (
+        servers.ensure_rabbitmq(configured, tmp_path_factory.mktemp("rabbitmq"))
+        if configured
+        else servers.start_rabbitmq(tmp_path_factory.mktemp("rabbitmq"))
+    )
+    yield server.url
     server.stop()
 
 

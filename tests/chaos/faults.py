@@ -37,7 +37,7 @@ class Injector:
         self.worker_env = worker_env
         self.injected: Counter[str] = Counter()
         self.lock = threading.Lock()  # one restart of a given server at a time
-        self.redis_lock = threading.Lock()
+        self.redis_lock = threading.Lock()  # Redis's, and the broker's (one server on Redis)
         self.threads: list[threading.Thread] = []
         self.outages = 0  # provider faults in effect; the proxy passes again when none is
         self.log: list[str] = []
@@ -65,8 +65,9 @@ class Injector:
         for thread in self.threads:
             thread.join(60)
         self.proxy.mode = PASS
-        if not self.stack.redis.running:
-            self.stack.redis.start()
+        for server in (self.stack.redis, self.stack.broker):
+            if not server.running:
+                server.start()
         if not self.postgres.running:
             self.postgres.start()
         for name, queues in WORKERS.items():
@@ -96,10 +97,11 @@ class Injector:
             self.stack.redis.restart()
 
     def _stop_broker(self, fault: plan.Fault) -> None:
+        """Redis as broker loses what it held; RabbitMQ keeps its durable queues' messages."""
         with self.redis_lock:
-            self.stack.redis.kill()
+            self.stack.broker.kill()
             time.sleep(fault.lasts)
-            self.stack.redis.start()
+            self.stack.broker.start()
 
     def _restart_postgres(self, fault: plan.Fault) -> None:
         with self.lock:  # the workers' restarts wait for the database, and the other way round

@@ -1,10 +1,11 @@
 """A seeded chaos run on the real stack, then the checker; prints a one-screen report.
 
-    .venv/bin/python -m tests.chaos.run [--profile short|long] [--seed N]
+    .venv/bin/python -m tests.chaos.run [--profile short|long] [--seed N] [--broker redis|amqp]
 
 The deployment is private to the run: its own PostgreSQL cluster and Redis (so that it may
-restart them), gunicorn, two workers on different queues, and beat, with the sandbox as the
-provider behind a proxy that the provider's faults switch. Exits 1 if any invariant is violated.
+restart them), with Redis or a RabbitMQ node of its own as the broker, gunicorn, two workers on
+different queues, and beat, with the sandbox as the provider behind a proxy that the provider's
+faults switch. Exits 1 if any invariant is violated.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from tests.chaos.journeys import Answer, Buyers, set_up_shop
 from tests.chaos.proxy import ProviderProxy
 from tests.chaos.tracker import Tracker
 from tests.support.processes import wait_until
-from tests.support.stack import Stack
+from tests.support.stack import BROKERS, Stack
 
 SETTLE_SECONDS = 240  # after the faults stop: the longest retry back-off, then the sweeps
 
@@ -42,6 +43,7 @@ SETTLE_SECONDS = 240  # after the faults stop: the longest retry back-off, then 
 @dataclass
 class Outcome:
     plan: plan.Plan
+    broker: str
     verdict: Verdict
     answers: list[Answer]
     injected: Counter[str]
@@ -52,7 +54,7 @@ class Outcome:
         profile = self.plan.profile
         lines = [
             f"chaos run: profile {profile.name}, seed {self.plan.seed}, schedule {self.plan.digest()}, "
-            f"{self.seconds:.0f}s",
+            f"broker {self.broker}, {self.seconds:.0f}s",
             f"operations: {len(self.answers)} requests for {profile.journeys} journeys"
             + (f" ({self.unfinished} unfinished)" if self.unfinished else ""),
         ]
@@ -69,10 +71,13 @@ class Outcome:
 
 
 @contextmanager
-def deployment(workdir: Path, profile: plan.Profile) -> Iterator[tuple[Stack, Server, ProviderProxy]]:
+def deployment(
+    workdir: Path, profile: plan.Profile, broker: str
+) -> Iterator[tuple[Stack, Server, ProviderProxy]]:
     postgres = start_postgres(workdir / "postgres", crash_safe=True)
     stack = Stack(
         postgres.url,
+        broker,
         ORDERSAGA_PAYMENT_TIMEOUT_SECONDS=str(profile.payment_timeout),
         ORDERSAGA_SAGA_STALE_SECONDS="10",
         ORDERSAGA_STEP_MAX_RETRIES="8",
@@ -87,10 +92,10 @@ def deployment(workdir: Path, profile: plan.Profile) -> Iterator[tuple[Stack, Se
         postgres.stop()
 
 
-def run(profile: plan.Profile, seed: int, log_dir: Path | None = None) -> Outcome:
+def run(profile: plan.Profile, seed: int, log_dir: Path | None = None, broker: str = "redis") -> Outcome:
     chosen = plan.build(seed, profile)
     workdir = log_dir or Path(tempfile.mkdtemp(prefix="ordersaga-chaos-"))
-    with deployment(workdir, profile) as (stack, postgres, proxy):
+    with deployment(workdir, profile, broker) as (stack, postgres, proxy):
         worker_env = {"ORDERSAGA_PUBLIC_URL": proxy.url}
         stack.start_api()
         injector = Injector(stack, postgres, proxy, worker_env)
@@ -114,7 +119,7 @@ def run(profile: plan.Profile, seed: int, log_dir: Path | None = None) -> Outcom
         if verdict.violations:
             (workdir / "logs.txt").write_text(stack.logs() + _rows_of(stack, verdict))
         return Outcome(
-            chosen, verdict, buyers.answers, injector.injected, time.monotonic() - began, unfinished
+            chosen, broker, verdict, buyers.answers, injector.injected, time.monotonic() - began, unfinished
         )
 
 
@@ -176,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(plan.PROFILES), default="short")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--broker", choices=BROKERS, default="redis")
     args = parser.parse_args(argv)
-    outcome = run(plan.PROFILES[args.profile], args.seed)
+    outcome = run(plan.PROFILES[args.profile], args.seed, broker=args.broker)
     print(outcome.report())
     return 1 if outcome.verdict.violations else 0
 

@@ -1,5 +1,6 @@
-"""The short chaos profile on the real stack: every fault injected, every kind of operation
-done, and the checker finds nothing wrong. `make chaos PROFILE=long` is the long run."""
+"""The short chaos profile on the real stack, with Redis and with RabbitMQ as the broker: every
+fault injected, every kind of operation done, and the checker finds nothing wrong.
+`make chaos PROFILE=long` is the long run."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ import pytest
 
 from tests.chaos import plan
 from tests.chaos.run import run
+from tests.support.stack import BROKERS
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_the_short_chaos_profile_loses_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("broker", BROKERS)
+def test_the_short_chaos_profile_loses_nothing(tmp_path: Path, broker: str) -> None:
     seed = int(os.environ.get("ORDERSAGA_CHAOS_SEED", "1"))
-    outcome = run(plan.PROFILES["short"], seed, log_dir=tmp_path)
+    outcome = run(plan.PROFILES["short"], seed, log_dir=tmp_path, broker=broker)
     report = outcome.report()
     print(report)
     assert set(outcome.injected) == set(plan.FAULTS), report  # each kind of fault happened

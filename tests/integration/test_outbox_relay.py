@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ class Broker:
         self.app, self.fail_at = app, fail_at
         self.marked_before: list[int] = []
         self.pool = self
+        self.conf = SimpleNamespace(broker_url="redis://127.0.0.1:6379/0")
 
     @contextmanager
     def acquire(self, block: bool, timeout: float) -> Iterator[Broker]:

@@ -1,4 +1,5 @@
-"""A real `celery -A celery_worker worker` consumes every queue, inside the Flask app context."""
+"""A real `celery -A celery_worker worker` consumes every queue, inside the Flask app context,
+with Redis and with RabbitMQ as the broker."""
 
 from __future__ import annotations
 
@@ -14,20 +15,28 @@ from app.broker import QUEUES
 from tasks.celery_app import celery_config
 from tests.support.env import service_env, settings_for
 from tests.support.processes import Process, celery_worker, wait_until
+from tests.support.stack import BROKERS
+
+
+@pytest.fixture(params=BROKERS)
+def broker_url(request: pytest.FixtureRequest, redis_url: str) -> str:
+    return redis_url if request.param == "redis" else str(request.getfixturevalue("rabbitmq_url"))
 
 
 @pytest.fixture
-def worker(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[Process]:
-    process = celery_worker(service_env(pg_url, redis_url), tmp_path).start()
+def worker(pg_url: str, broker_url: str, redis_url: str, tmp_path: Path) -> Iterator[Process]:
+    process = celery_worker(service_env(pg_url, broker_url, redis_url), tmp_path).start()
     yield process
     process.stop()
 
 
-def test_a_task_on_each_queue_runs_in_the_app_context(worker: Process, pg_url: str, redis_url: str) -> None:
+def test_a_task_on_each_queue_runs_in_the_app_context(
+    worker: Process, pg_url: str, broker_url: str, redis_url: str
+) -> None:
     from celery import Celery
 
     sender = Celery("test-sender")
-    sender.config_from_object(celery_config(settings_for(pg_url, redis_url)))
+    sender.config_from_object(celery_config(settings_for(pg_url, broker_url, redis_url)))
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     tokens = {queue: secrets.token_hex(8) for queue in QUEUES}
     for queue, token in tokens.items():
@@ -55,12 +64,12 @@ def _children(pid: int) -> list[int]:
 
 
 def test_a_chain_of_hops_runs_each_link_and_counts_itself_done(
-    worker: Process, pg_url: str, redis_url: str
+    worker: Process, pg_url: str, broker_url: str, redis_url: str
 ) -> None:
     from celery import Celery
 
     sender = Celery("test-sender")
-    sender.config_from_object(celery_config(settings_for(pg_url, redis_url)))
+    sender.config_from_object(celery_config(settings_for(pg_url, broker_url, redis_url)))
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     token = secrets.token_hex(8)
     for _ in range(3):

@@ -1,6 +1,9 @@
 """A whole deployment for integration tests: a private Redis (so a test may stop or flush it), a
 fresh PostgreSQL database, gunicorn (which also serves the sandbox provider), celery workers and
-beat, each a real process. Helpers speak the contract over HTTP."""
+beat, each a real process. Helpers speak the contract over HTTP.
+
+The broker is the private Redis, or with `broker="amqp"` a private RabbitMQ node (Redis then
+holds only the flash-sale gate and the caches)."""
 
 from __future__ import annotations
 
@@ -13,12 +16,13 @@ from typing import Any
 import requests
 from sqlalchemy import create_engine, text
 
-from scripts.servers import Server, free_port, start_redis
+from scripts.servers import Server, free_port, start_rabbitmq, start_redis
 from tests.support.api import ADMIN, bearer, unique
 from tests.support.databases import create_database, drop_database, migrate
 from tests.support.env import service_env
 from tests.support.processes import Process, celery_beat, celery_worker, gunicorn, wait_until
 
+BROKERS = ("redis", "amqp")  # what the tests that involve the broker run on, each
 TERMINAL_OR_WAITING = ("AWAITING_PAYMENT", "CONFIRMED", "CANCELLED", "REFUNDED")
 FAST = {
     "ORDERSAGA_SWEEP_INTERVAL_SECONDS": "1",
@@ -29,16 +33,21 @@ FAST = {
 
 
 class Stack:
-    def __init__(self, pg_server_url: str, **env: str) -> None:
+    def __init__(self, pg_server_url: str, broker: str = "redis", **env: str) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="ordersaga-stack-"))
         self.pg_server_url = pg_server_url
         self.redis: Server = start_redis(self.workdir / "redis")
+        self.broker: Server = self.redis if broker == "redis" else start_rabbitmq(self.workdir / "rabbitmq")
         self.database_url = create_database(pg_server_url, prefix="ordersaga_stack")
         migrate(self.database_url)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = service_env(
-            self.database_url, self.redis.url, ORDERSAGA_PUBLIC_URL=self.base_url, **{**FAST, **env}
+            self.database_url,
+            self.broker.url,
+            self.redis.url,
+            ORDERSAGA_PUBLIC_URL=self.base_url,
+            **{**FAST, **env},
         )
         self.http = requests.Session()
         self.db = create_engine(self.database_url, pool_pre_ping=True)
@@ -80,6 +89,7 @@ class Stack:
         self.http.close()
         self.db.dispose()
         self.redis.stop()
+        self.broker.stop()
         drop_database(self.pg_server_url, self.database_url)
 
     def logs(self) -> str:
@@ -151,9 +161,9 @@ class Stack:
 
 
 @contextmanager
-def running_stack(pg_server_url: str, **env: str) -> Iterator[Stack]:
+def running_stack(pg_server_url: str, broker: str = "redis", **env: str) -> Iterator[Stack]:
     """A whole deployment with the API, a worker on every queue, and beat."""
-    stack = Stack(pg_server_url, **env)
+    stack = Stack(pg_server_url, broker, **env)
     try:
         stack.start_api()
         stack.start_worker()
