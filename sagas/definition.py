@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.db import UnitOfWork
-from sagas.models import ENGINE_STATUSES
+from sagas.models import ACTION, ENGINE_STATUSES
 
 
 class BusinessFailure(Exception):
@@ -122,3 +122,8 @@ class SagaDefinition:
     def compensation_task(self, step: Step) -> str:
         assert step.compensation_name is not None
         return f"{self.task_prefix}.{step.compensation_name}"
+
+    @staticmethod
+    def queue_of(step: Step, kind: str) -> str:
+        """The queue of the step's action (kind ACTION) or of its compensation."""
+        return step.queue if kind == ACTION else step.compensation_queue or step.queue

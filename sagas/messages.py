@@ -35,10 +35,8 @@ def send_new(
     """`saga` is (id, subject id, priority). A message `due` later is held in the outbox until
     it is released (see tasks/relay.py), and then carries that time as its ETA."""
     saga_id, subject_id, priority = saga
-    if kind == ACTION:
-        task, queue = definition.action_task(step), step.queue
-    else:
-        task, queue = definition.compensation_task(step), step.compensation_queue or step.queue
+    task = definition.action_task(step) if kind == ACTION else definition.compensation_task(step)
+    queue = definition.queue_of(step, kind)
     # Both ids as keyword arguments: Flower's search finds a saga's tasks by either.
     kwargs = {"saga_id": saga_id, definition.subject_name: subject_id}
     if due is None:  # a lost one is re-sent by the sweep's re-drive of a saga that has not moved

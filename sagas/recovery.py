@@ -4,9 +4,10 @@ that re-drives a saga whose message was lost."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, and_, false, not_, or_, select
 
 from app import metrics
 from app.backoff import due_again
@@ -93,11 +94,15 @@ class Recovery(Compensation):
             uow.commit()
             return saga
 
-    def redrive_stale(self, older_than: timedelta, limit: int = 200) -> int:
+    def redrive_stale(self, older_than: timedelta, limit: int = 200, behind: Collection[str] = ()) -> int:
         """Send again the message of every saga that has not moved for `older_than`, and again
         after twice as long if it still has not, and so on (app.backoff).
 
         If the message was only slow, the duplicate finds the saga moved on and does nothing.
+        But a saga whose next message goes to a queue that is `behind` (messages wait in it) is
+        left alone until that queue has drained: its message may well be among those waiting,
+        and a duplicate of every such saga would only make the queue longer still. A message
+        the broker lost is re-sent once its queue is empty, as a lost queue is.
         Rows locked by someone else are skipped, so two sweeps at once are harmless. A delayed
         saga counts from the time its first step was due, not from its start.
         """
@@ -111,6 +116,7 @@ class Recovery(Compensation):
                     Saga.updated_at < cutoff,  # implied by the next, and what the index serves
                     due_again(Saga.redrives, Saga.updated_at, now, older_than),
                     or_(Saga.not_before.is_(None), Saga.not_before < cutoff),
+                    not_(or_(false(), *self._sent_to(behind))),
                 )
                 .order_by(Saga.updated_at)
                 .limit(limit)
@@ -129,3 +135,19 @@ class Recovery(Compensation):
                 )
             uow.commit()
             return len(sagas)
+
+    def _sent_to(self, queues: Collection[str]) -> list[ColumnElement[bool]]:
+        """Conditions that hold for a saga whose next message goes to one of `queues`."""
+        conditions: list[ColumnElement[bool]] = []
+        for saga_type, definition in self.definitions.items():
+            for status, kind in ((RUNNING, ACTION), (COMPENSATING, COMPENSATION)):
+                positions = [
+                    position
+                    for position, step in enumerate(definition.steps)
+                    if not step.is_wait and definition.queue_of(step, kind) in queues
+                ]
+                if positions:
+                    conditions.append(
+                        and_(Saga.type == saga_type, Saga.status == status, Saga.position.in_(positions))
+                    )
+        return conditions

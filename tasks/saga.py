@@ -29,11 +29,11 @@ def register(celery_app: Celery, runtime: Runtime) -> dict[str, dict[str, str]]:
                 continue
             name = definition.action_task(step)
             _register_step(celery_app, runtime, name, step, ACTION)
-            routes[name] = {"queue": step.queue}
+            routes[name] = {"queue": definition.queue_of(step, ACTION)}
             if step.has_compensation:
                 name = definition.compensation_task(step)
                 _register_step(celery_app, runtime, name, step, COMPENSATION)
-                routes[name] = {"queue": step.compensation_queue or step.queue}
+                routes[name] = {"queue": definition.queue_of(step, COMPENSATION)}
     return routes
 
 

@@ -10,6 +10,11 @@ refunds of money held for cancelled orders that have not moved for as long, and 
 confirmed orders not credited after as long (then after twice as long, and so on), returns an ended
 flash sale's unsold units, and purges outbox messages sent longer ago than
 ORDERSAGA_OUTBOX_RETENTION_SECONDS. Every part is safe to run twice at once.
+
+What it sends again (a re-drive, a timeout, a refund, points) it sends only into a queue that
+has drained: while messages wait in a queue, the one the sweep would replace may be among them,
+and a copy of each would only lengthen the wait. A message the broker lost goes out again once
+its queue is empty, which is what a broker that lost its messages leaves.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from datetime import timedelta
 from celery import Celery
 
 from app.bootstrap import Runtime
+from app.broker import QUEUES, queue_depths
 from app.services import flash_sales, members, payment_events
 
 log = logging.getLogger(__name__)
@@ -39,14 +45,16 @@ def sweep_once(runtime: Runtime) -> dict[str, int]:
     the first failure is raised at the end, so the task still shows as failed in Flower."""
     stale = timedelta(seconds=runtime.settings.saga_stale_seconds)
     retention = timedelta(seconds=runtime.settings.outbox_retention_seconds)
+    behind = queues_behind(runtime.settings.broker_url)
+    drained = {queue: queue not in behind for queue in QUEUES}
     parts: dict[str, Callable[[], int]] = {
         "sent": lambda: runtime.relay.send_overdue() if runtime.relay is not None else 0,
-        "redriven": lambda: runtime.engine.redrive_stale(stale),
+        "redriven": lambda: runtime.engine.redrive_stale(stale, behind=behind),
         "timeouts_queued": lambda: _queue_near_timeouts(runtime),
-        "overdue": lambda: _queue_overdue_timeouts(runtime, stale),
+        "overdue": lambda: _queue_overdue_timeouts(runtime, stale) if drained[payment_events.QUEUE] else 0,
         "flash_units_returned": lambda: _settle_flash_sales(runtime),
-        "refunds_requeued": lambda: _requeue_refunds(runtime, stale),
-        "points_requeued": lambda: _requeue_points(runtime, stale),
+        "refunds_requeued": lambda: _requeue_refunds(runtime, stale) if drained[payment_events.QUEUE] else 0,
+        "points_requeued": lambda: _requeue_points(runtime, stale) if drained[members.QUEUE] else 0,
         "purged": lambda: runtime.relay.purge_sent(retention) if runtime.relay is not None else 0,
     }
     counts: dict[str, int] = {}
@@ -57,11 +65,22 @@ def sweep_once(runtime: Runtime) -> dict[str, int]:
         except Exception as error:
             log.exception("sweep: %s failed", name)
             failures.append(error)
-    if any(counts.values()):
-        log.info("sweep: %s", counts)
+    if any(counts.values()) or behind:
+        log.info("sweep: %s%s", counts, f"; not sending again into {sorted(behind)}" if behind else "")
     if failures:
         raise failures[0]
     return counts
+
+
+def queues_behind(broker_url: str) -> set[str]:
+    """The queues with messages waiting; none if the broker cannot be asked (what the sweep
+    sends then fails alike, and goes out with a later sweep)."""
+    try:
+        depths = queue_depths(broker_url)
+    except Exception:  # logged; the sweep goes on as if every queue had drained
+        log.warning("sweep: could not read the queues' depths", exc_info=True)
+        return set()
+    return {queue for queue, depth in depths.items() if depth > 0}
 
 
 def _queue_near_timeouts(runtime: Runtime) -> int:

@@ -33,6 +33,7 @@ from sagas.engine import SagaEngine
 from sagas.models import Saga
 
 AWAIT_STEP = "await_payment"
+QUEUE = "payments"  # refunds' and timeouts'
 REFUND_TASK = "payments.refund_late_payment"
 TIMEOUT_TASK = "payments.payment_timeout"
 MIN_TIMEOUT_HORIZON = timedelta(seconds=60)
@@ -127,7 +128,7 @@ def _payment_succeeded(uow: UnitOfWork, engine: SagaEngine, saga: Saga, payment:
         return "paid"
     if order.status == CANCELLED and payment.status == payment_status.SUCCEEDED:
         # Money for an order already cancelled (and compensated): give it back.
-        outbox.add(uow, REFUND_TASK, {"order_id": order.id}, "payments")
+        outbox.add(uow, REFUND_TASK, {"order_id": order.id}, QUEUE)
         return "refunding"
     # CANCELLING: the running compensation's void finds the payment paid and refunds it.
     return "ignored"
@@ -183,7 +184,7 @@ def _queue_timeout(
     requeue: bool = False,
 ) -> None:
     """`requeue`: the backstop's, past the deadline, which backs off (app.backoff)."""
-    outbox.add(uow, TIMEOUT_TASK, {"saga_id": saga_id, "order_id": order_id}, "payments", eta=eta)
+    outbox.add(uow, TIMEOUT_TASK, {"saga_id": saga_id, "order_id": order_id}, QUEUE, eta=eta)
     values: dict[str, Any] = {"timeout_queued_at": now or utcnow()}
     if requeue:
         values["timeout_requeues"] = Order.timeout_requeues + 1
@@ -310,7 +311,7 @@ def queue_unfinished_refunds(uow: UnitOfWork, older_than: timedelta, limit: int 
         )
     )
     for order_id in order_ids:
-        outbox.add(uow, REFUND_TASK, {"order_id": order_id}, "payments")
+        outbox.add(uow, REFUND_TASK, {"order_id": order_id}, QUEUE)
     if order_ids:
         uow.session.execute(update(Payment).where(Payment.order_id.in_(order_ids)).values(updated_at=now))
     uow.commit()

@@ -248,6 +248,17 @@ def test_a_saga_still_waiting_is_redriven_ever_less_often_until_it_moves(toy: To
     assert toy.saga(saga_id).redrives == 0
 
 
+def test_a_saga_whose_queue_is_behind_is_left_until_the_queue_has_drained(toy: Toy) -> None:
+    """Its message may be among those waiting: a copy would only lengthen the queue."""
+    saga_id = toy.start("trp_7")
+    toy.now += timedelta(seconds=61)
+    stale = timedelta(seconds=60)
+    assert toy.engine.redrive_stale(stale, behind={"flights"}) == 0
+    assert toy.engine.redrive_stale(stale, behind={"hotels", "cards"}) == 1  # not its queue
+    toy.run()
+    assert toy.saga(saga_id).status == "COMPLETED"
+
+
 SHOP_MODULES = ("app.services", "app.models.orders", "app.models.flash_sales", "app.models.payments")
 SHOP_MODULES += ("app.flash_gate", "app.payments", "app.web", "flask", "celery")
 
@@ -258,6 +269,7 @@ SCENARIOS = (
     test_a_transient_failure_is_retried_and_then_succeeds,
     test_exhausted_retries_leave_it_failed_until_an_operator_retries,
     test_a_lost_message_is_redriven_by_the_sweep_and_a_duplicate_does_nothing,
+    test_a_saga_whose_queue_is_behind_is_left_until_the_queue_has_drained,
 )
 
 
