@@ -617,13 +617,24 @@ def start_redis(workdir: Path, port: int | None = None) -> Server:
 
 def ensure_redis(configured: str | None, workdir: Path, default: str = DEFAULT_REDIS_URL) -> Server:
     """The configured Redis, else one on the default URL, else a private one."""
+    return _ensure("Redis", redis_answers, lambda: start_redis(workdir), configured, default)
+
+
+def _ensure(
+    name: str,
+    answers: Callable[[str], bool],
+    start: Callable[[], Server],
+    configured: str | None,
+    default: str,
+) -> Server:
+    """The configured server (which must answer), else the one on `default`, else `start()`."""
     if configured:
-        if not redis_answers(configured):
-            raise RuntimeError(f"ordersaga: configured Redis {redact(configured)} does not answer")
+        if not answers(configured):
+            raise RuntimeError(f"ordersaga: configured {name} {redact(configured)} does not answer")
         return Server(url=configured)
-    if redis_answers(default):
+    if answers(default):
         return Server(url=default)
-    return start_redis(workdir)
+    return start()
 
 
 # --------------------------------------------------------------------------
@@ -799,13 +810,7 @@ def start_postgres(workdir: Path, crash_safe: bool = False) -> Server:
 
 def ensure_postgres(configured: str | None, workdir: Path, default: str = DEFAULT_POSTGRES_URL) -> Server:
     """The configured PostgreSQL, else the default URL, else a private one."""
-    if configured:
-        if not postgres_answers(configured):
-            raise RuntimeError(f"ordersaga: configured PostgreSQL {redact(configured)} does not answer")
-        return Server(url=configured)
-    if postgres_answers(default):
-        return Server(url=default)
-    return start_postgres(workdir)
+    return _ensure("PostgreSQL", postgres_answers, lambda: start_postgres(workdir), configured, default)
 
 
 # --------------------------------------------------------------------------
@@ -869,13 +874,7 @@ def start_rabbitmq(workdir: Path, port: int | None = None) -> Server:
 
 def ensure_rabbitmq(configured: str | None, workdir: Path, default: str = DEFAULT_RABBITMQ_URL) -> Server:
     """The configured RabbitMQ, else one on the default URL, else a private one."""
-    if configured:
-        if not amqp_answers(configured):
-            raise RuntimeError(f"ordersaga: configured RabbitMQ {redact(configured)} does not answer")
-        return Server(url=configured)
-    if amqp_answers(default):
-        return Server(url=default)
-    return start_rabbitmq(workdir)
+    return _ensure("RabbitMQ", amqp_answers, lambda: start_rabbitmq(workdir), configured, default)
 
 
 # --------------------------------------------------------------------------
