@@ -18,6 +18,11 @@ from sqlalchemy.orm import InstrumentedAttribute
 MAX_DOUBLINGS = 4
 
 
+def longest_wait(wait: timedelta) -> timedelta:
+    """The wait between resends once they have backed off all the way."""
+    return wait * (1 << MAX_DOUBLINGS)
+
+
 def due_again(
     resends: InstrumentedAttribute[int],
     last: InstrumentedAttribute[datetime] | InstrumentedAttribute[datetime | None],
@@ -29,5 +34,5 @@ def due_again(
     Written as one comparison per count rather than with interval arithmetic, so that the same
     SQL runs on PostgreSQL and SQLite."""
     bands = [and_(resends == n, last <= now - wait * 2**n) for n in range(MAX_DOUBLINGS)]
-    bands.append(and_(resends >= MAX_DOUBLINGS, last <= now - wait * 2**MAX_DOUBLINGS))
+    bands.append(and_(resends >= MAX_DOUBLINGS, last <= now - longest_wait(wait)))
     return or_(*bands)

@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import ColumnElement, and_, false, not_, or_, select
 
 from app import metrics
-from app.backoff import due_again
+from app.backoff import due_again, longest_wait
 from app.db import UnitOfWork
 from app.errors import Conflict
 from sagas import messages, rows
@@ -99,15 +99,17 @@ class Recovery(Compensation):
         after twice as long if it still has not, and so on (app.backoff).
 
         If the message was only slow, the duplicate finds the saga moved on and does nothing.
-        But a saga whose next message goes to a queue that is `behind` (messages wait in it) is
-        left alone until that queue has drained: its message may well be among those waiting,
-        and a duplicate of every such saga would only make the queue longer still. A message
-        the broker lost is re-sent once its queue is empty, as a lost queue is.
+        But a saga whose next message goes to a queue that is `behind` (a backlog waits in it)
+        is left alone while that backlog lasts, up to the back-off's longest wait: its message
+        may well be among those waiting, and a duplicate of every such saga would only make the
+        queue longer still. A message the broker lost is so re-sent once its queue has drained,
+        or after the longest wait under a load that never lets the queue drain.
         Rows locked by someone else are skipped, so two sweeps at once are harmless. A delayed
         saga counts from the time its first step was due, not from its start.
         """
         now = self.clock()
         cutoff = now - older_than
+        waited_longest = Saga.updated_at <= now - longest_wait(older_than)
         with self.new_uow() as uow:
             sagas = uow.session.scalars(
                 select(Saga)
@@ -116,7 +118,7 @@ class Recovery(Compensation):
                     Saga.updated_at < cutoff,  # implied by the next, and what the index serves
                     due_again(Saga.redrives, Saga.updated_at, now, older_than),
                     or_(Saga.not_before.is_(None), Saga.not_before < cutoff),
-                    not_(or_(false(), *self._sent_to(behind))),
+                    or_(waited_longest, not_(or_(false(), *self._sent_to(behind)))),
                 )
                 .order_by(Saga.updated_at)
                 .limit(limit)

@@ -25,6 +25,7 @@ from datetime import timedelta
 
 from celery import Celery
 
+from app.backoff import longest_wait
 from app.bootstrap import Runtime
 from app.broker import QUEUES, queue_depths
 from app.services import flash_sales, members, payment_events
@@ -32,6 +33,10 @@ from app.services import flash_sales, members, payment_events
 log = logging.getLogger(__name__)
 
 SWEEP_TASK = "orders.sweep"
+
+# A queue holding fewer messages than this is not behind: under a steady load a few messages
+# are always in passage, and a lost one must not wait for the load to stop.
+BEHIND_AT = 20
 
 
 def register(celery_app: Celery, runtime: Runtime) -> None:
@@ -46,15 +51,15 @@ def sweep_once(runtime: Runtime) -> dict[str, int]:
     stale = timedelta(seconds=runtime.settings.saga_stale_seconds)
     retention = timedelta(seconds=runtime.settings.outbox_retention_seconds)
     behind = queues_behind(runtime.settings.broker_url)
-    drained = {queue: queue not in behind for queue in QUEUES}
+    wait = {queue: longest_wait(stale) if queue in behind else stale for queue in QUEUES}
     parts: dict[str, Callable[[], int]] = {
         "sent": lambda: runtime.relay.send_overdue() if runtime.relay is not None else 0,
         "redriven": lambda: runtime.engine.redrive_stale(stale, behind=behind),
         "timeouts_queued": lambda: _queue_near_timeouts(runtime),
-        "overdue": lambda: _queue_overdue_timeouts(runtime, stale) if drained[payment_events.QUEUE] else 0,
+        "overdue": lambda: _queue_overdue_timeouts(runtime, stale, payment_events.QUEUE in behind),
         "flash_units_returned": lambda: _settle_flash_sales(runtime),
-        "refunds_requeued": lambda: _requeue_refunds(runtime, stale) if drained[payment_events.QUEUE] else 0,
-        "points_requeued": lambda: _requeue_points(runtime, stale) if drained[members.QUEUE] else 0,
+        "refunds_requeued": lambda: _requeue_refunds(runtime, wait[payment_events.QUEUE]),
+        "points_requeued": lambda: _requeue_points(runtime, wait[members.QUEUE]),
         "purged": lambda: runtime.relay.purge_sent(retention) if runtime.relay is not None else 0,
     }
     counts: dict[str, int] = {}
@@ -66,21 +71,21 @@ def sweep_once(runtime: Runtime) -> dict[str, int]:
             log.exception("sweep: %s failed", name)
             failures.append(error)
     if any(counts.values()) or behind:
-        log.info("sweep: %s%s", counts, f"; not sending again into {sorted(behind)}" if behind else "")
+        log.info("sweep: %s%s", counts, f"; backlogs in {sorted(behind)}" if behind else "")
     if failures:
         raise failures[0]
     return counts
 
 
 def queues_behind(broker_url: str) -> set[str]:
-    """The queues with messages waiting; none if the broker cannot be asked (what the sweep
-    sends then fails alike, and goes out with a later sweep)."""
+    """The queues with a backlog; none if the broker cannot be asked (what the sweep sends then
+    fails alike, and goes out with a later sweep)."""
     try:
         depths = queue_depths(broker_url)
     except Exception:  # logged; the sweep goes on as if every queue had drained
         log.warning("sweep: could not read the queues' depths", exc_info=True)
         return set()
-    return {queue for queue, depth in depths.items() if depth > 0}
+    return {queue for queue, depth in depths.items() if depth >= BEHIND_AT}
 
 
 def _queue_near_timeouts(runtime: Runtime) -> int:
@@ -104,7 +109,12 @@ def _settle_flash_sales(runtime: Runtime) -> int:
         return flash_sales.settle_ended(uow)
 
 
-def _queue_overdue_timeouts(runtime: Runtime, retry_after: timedelta) -> int:
-    """Orders past their payment deadline whose ETA task was lost (or is about to run: both fine)."""
+def _queue_overdue_timeouts(runtime: Runtime, stale: timedelta, behind: bool) -> int:
+    """Orders past their payment deadline whose ETA task was lost (or is about to run: both
+    fine). Into a backlog, only those overdue by the longest wait, and again after as long."""
+    if not behind:
+        with runtime.db.uow() as uow:
+            return payment_events.queue_overdue_timeouts(uow, stale)
+    wait = longest_wait(stale)
     with runtime.db.uow() as uow:
-        return payment_events.queue_overdue_timeouts(uow, retry_after)
+        return payment_events.queue_overdue_timeouts(uow, wait, overdue_by=wait)

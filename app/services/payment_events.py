@@ -256,9 +256,11 @@ def expire_payment(
         return outcome
 
 
-def queue_overdue_timeouts(uow: UnitOfWork, retry_after: timedelta, limit: int = 5000) -> int:
+def queue_overdue_timeouts(
+    uow: UnitOfWork, retry_after: timedelta, overdue_by: timedelta = timedelta(0), limit: int = 5000
+) -> int:
     """The backstop for a lost ETA task: queue the timeout, due now, of every order still
-    awaiting payment past its deadline; the earliest first.
+    awaiting payment `overdue_by` past its deadline; the earliest first.
 
     An order is queued again only if its task was queued before the deadline (the ETA task,
     which should have run by now) or longer than `retry_after` ago. A worker that is behind on
@@ -271,7 +273,7 @@ def queue_overdue_timeouts(uow: UnitOfWork, retry_after: timedelta, limit: int =
         .join(Saga, Saga.subject_id == Order.id)
         .where(
             Order.status == AWAITING_PAYMENT,
-            Order.payment_deadline <= now,
+            Order.payment_deadline <= now - overdue_by,
             or_(
                 Order.timeout_queued_at.is_(None),
                 Order.timeout_queued_at <= Order.payment_deadline,

@@ -289,6 +289,25 @@ def test_the_backstop_queues_an_overdue_timeout_once_until_it_is_stale(
     assert len(timeouts_queued(app)) == 3
 
 
+def test_into_a_backlog_the_backstop_queues_only_a_timeout_overdue_by_the_longest_wait(
+    app: Flask, awaiting: dict[str, Any]
+) -> None:
+    """While the payments queue has a backlog, the ETA task of an order just past its deadline
+    is most likely waiting in it: the timeout goes out again only once it is overdue by the
+    back-off's longest wait."""
+    order_id, longest = awaiting["order_id"], timedelta(minutes=32)
+
+    def backstop() -> int:
+        with runtime(app).db.uow() as uow:
+            return payment_events.queue_overdue_timeouts(uow, longest, overdue_by=longest)
+
+    set_deadline(app, order_id, timedelta(minutes=-31), queued_in=timedelta(minutes=-46))
+    assert backstop() == 0
+    set_deadline(app, order_id, timedelta(minutes=-33), queued_in=timedelta(minutes=-48))
+    assert backstop() == 1
+    assert backstop() == 0
+
+
 def test_points_whose_credit_was_lost_are_queued_again_less_and_less_often(
     app: Flask, awaiting: dict[str, Any]
 ) -> None:

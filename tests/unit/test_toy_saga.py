@@ -259,6 +259,19 @@ def test_a_saga_whose_queue_is_behind_is_left_until_the_queue_has_drained(toy: T
     assert toy.saga(saga_id).status == "COMPLETED"
 
 
+def test_a_backlog_that_never_drains_holds_a_redrive_back_only_for_the_longest_wait(toy: Toy) -> None:
+    """Under a load that always keeps messages waiting, a message the broker lost must still go
+    out again: after 16 stale periods (the back-off's longest wait), and as rarely after that."""
+    toy.start("trp_8")
+    stale = timedelta(seconds=60)
+    redriven_at = []
+    for second in range(1, 2000):
+        toy.now += timedelta(seconds=1)
+        if toy.engine.redrive_stale(stale, behind={"flights"}):
+            redriven_at.append(second)
+    assert redriven_at == [960, 1920]
+
+
 SHOP_MODULES = ("app.services", "app.models.orders", "app.models.flash_sales", "app.models.payments")
 SHOP_MODULES += ("app.flash_gate", "app.payments", "app.web", "flask", "celery")
 
