@@ -73,9 +73,20 @@ def redis_queue_keys(queue: str) -> list[str]:
     return [queue] + [f"{queue}{Channel.sep}{step}" for step in Channel.priority_steps if step]
 
 
+def _asking_options(url: str, timeout: float) -> dict[str, Any]:
+    """Transport options for a short question to the broker: no retries, and no wait longer than
+    `timeout` for an answer either, so that a broker that accepts connections but hangs cannot
+    hold the sweep or a request."""
+    if is_redis(url):
+        return {"max_retries": 0, "socket_timeout": timeout, "socket_connect_timeout": timeout}
+    return {"max_retries": 0, "read_timeout": timeout, "write_timeout": timeout}
+
+
 def broker_answers(url: str, timeout: float = 2.0) -> tuple[bool, str]:
     try:
-        with Connection(url, connect_timeout=timeout, transport_options={"max_retries": 0}) as conn:
+        with Connection(
+            url, connect_timeout=timeout, transport_options=_asking_options(url, timeout)
+        ) as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
             conn.default_channel  # noqa: B018 - opens the channel, which talks to the server
         return True, "ok"
@@ -87,7 +98,7 @@ def queue_depths(url: str, timeout: float = 2.0) -> dict[str, int]:
     """Messages waiting per queue (for Redis, including Celery's priority sub-queues; for
     RabbitMQ, those ready for a consumer: delayed ones wait elsewhere until due)."""
     depths: dict[str, int] = {}
-    with Connection(url, connect_timeout=timeout, transport_options={"max_retries": 0}) as conn:
+    with Connection(url, connect_timeout=timeout, transport_options=_asking_options(url, timeout)) as conn:
         for queue in QUEUES:
             if is_redis(url):
                 client = conn.default_channel.client  # type: ignore[attr-defined]
@@ -148,10 +159,14 @@ class QueueProbe:
         return sum(int(n) for n in pipe.execute())
 
     def _amqp_depth(self) -> int:
-        with self._asking:
+        if not self._asking.acquire(timeout=self.ttl):
+            return self._depth  # another thread is asking: its answer will do
+        try:
             if self._client is None:
                 self._client = Connection(
-                    self.broker_url, connect_timeout=0.5, transport_options={"max_retries": 0}
+                    self.broker_url,
+                    connect_timeout=0.5,
+                    transport_options=_asking_options(self.broker_url, 0.5),
                 )
             channel = self._client.channel()
             try:
@@ -159,3 +174,5 @@ class QueueProbe:
             finally:
                 with contextlib.suppress(Exception):
                     channel.close()
+        finally:
+            self._asking.release()
