@@ -126,20 +126,26 @@ class OutboxRelay:
                 connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
                 if not self.on_redis:
                     broker.declare_delayed_delivery(connection, list(self.celery_app.amqp.queues.values()))
-                for done, message in enumerate(messages, start=1):
-                    self.celery_app.send_task(
-                        message.task,
-                        kwargs=message.kwargs,
-                        queue=message.queue,
-                        headers={REQUEST_ID_HEADER: message.request_id} if message.request_id else None,
-                        retry=False,
-                        connection=connection,
-                        **self._delivery(message),
-                    )
-                    sent.append(message.id)
-                    if done - marked == MARK_EVERY:
-                        self._record(messages[marked:done], set(sent))
-                        marked = done
+                try:
+                    for done, message in enumerate(messages, start=1):
+                        self.celery_app.send_task(
+                            message.task,
+                            kwargs=message.kwargs,
+                            queue=message.queue,
+                            headers={REQUEST_ID_HEADER: message.request_id} if message.request_id else None,
+                            retry=False,
+                            connection=connection,
+                            **self._delivery(message),
+                        )
+                        sent.append(message.id)
+                        if done - marked == MARK_EVERY:
+                            self._record(messages[marked:done], set(sent))
+                            marked = done
+                except Exception:
+                    # A send that failed half-way (a confirm that never came, a reset socket)
+                    # leaves the connection in a state not to send on again: the pool reconnects.
+                    connection.collect()
+                    raise
         finally:
             self._record(messages[marked:], set(sent))
         return len(sent)

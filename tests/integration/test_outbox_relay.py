@@ -25,6 +25,7 @@ class Broker:
     def __init__(self, app: Flask, fail_at: int | None = None) -> None:
         self.app, self.fail_at = app, fail_at
         self.marked_before: list[int] = []
+        self.collected = False
         self.pool = self
         self.conf = SimpleNamespace(broker_url="redis://127.0.0.1:6379/0")
 
@@ -34,6 +35,9 @@ class Broker:
 
     def ensure_connection(self, **_: Any) -> None:
         pass
+
+    def collect(self) -> None:
+        self.collected = True
 
     def send_task(self, name: str, **_: Any) -> None:
         if len(self.marked_before) == self.fail_at:
@@ -62,6 +66,7 @@ def test_a_long_batch_is_marked_sent_as_it_goes(app: Flask) -> None:
     assert broker.marked_before[MARK_EVERY] == MARK_EVERY
     assert broker.marked_before[2 * MARK_EVERY] == 2 * MARK_EVERY
     assert marked(app) == len(messages)
+    assert not broker.collected
 
 
 def test_what_went_out_before_the_broker_failed_is_marked_and_the_rest_left_to_the_sweep(app: Flask) -> None:
@@ -70,6 +75,7 @@ def test_what_went_out_before_the_broker_failed_is_marked_and_the_rest_left_to_t
     with pytest.raises(ConnectionError):
         OutboxRelay(runtime(app).db, broker).send(messages)  # type: ignore[arg-type]
     assert marked(app) == MARK_EVERY + 30
+    assert broker.collected  # the pool connects afresh rather than send on a half-failed connection
     with runtime(app).db.uow() as uow:
         unsent = uow.session.scalars(select(OutboxMessage.id).where(OutboxMessage.sent_at.is_(None))).all()
     assert sorted(unsent) == [message.id for message in messages[MARK_EVERY + 30 :]]
