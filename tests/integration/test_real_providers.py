@@ -195,7 +195,7 @@ def _refused(provider: str, response: Any, status: int) -> bool:
     return response.status_code == status and response.json()["status"] == status
 
 
-def test_notifications_forged_stale_of_another_amount_or_repeated_change_nothing(
+def test_notifications_forged_stale_truncated_oversized_of_another_amount_or_repeated_change_nothing(
     shop: tuple[Stack, list[Driver]],
 ) -> None:
     stack, enabled = shop
@@ -207,12 +207,18 @@ def test_notifications_forged_stale_of_another_amount_or_repeated_change_nothing
             (422, driver.notification(order, amount_cents=order["payable_cents"] + 1)),
             (422, driver.notification(order, currency="USD")),
         ]
+        genuine = driver.notification(order)
+        assert genuine is not None
+        headers, raw = genuine
+        refusals += [
+            (400, (headers, raw[: len(raw) // 2])),  # truncated: the signature no longer holds
+            (400, (headers, raw + b" ")),  # one byte more, as well
+            (413, (headers, raw + b" " * (1024 * 1024))),  # past the largest body read at all
+        ]
         for status, signed in refusals:
             if signed is not None:
                 assert _refused(driver.name, purchase.webhook(signed), status), (driver.name, status)
         assert stack.order(purchase.order_id)["status"] == "AWAITING_PAYMENT", driver.name
-        genuine = driver.notification(order)
-        assert genuine is not None
         first, again = purchase.webhook(genuine), purchase.webhook(genuine)
         assert first.status_code < 300 and again.status_code < 300, (driver.name, first.text, again.text)
     for driver, purchase, _ in started:

@@ -93,7 +93,8 @@ def test_a_valid_success_pays_the_order_once(
 
 
 @pytest.mark.parametrize(
-    "case", ["no-header", "wrong-secret", "tampered-body", "stale", "future", "garbage-header", "no-v1"]
+    "case",
+    ["no-header", "wrong-secret", "tampered-body", "truncated", "stale", "future", "garbage-header", "no-v1"],
 )
 def test_bad_signatures_are_400(client: FlaskClient, app: Flask, awaiting: dict[str, Any], case: str) -> None:
     body = event(awaiting)
@@ -104,6 +105,8 @@ def test_bad_signatures_are_400(client: FlaskClient, app: Flask, awaiting: dict[
         raw, headers = signed(body, secret="not-the-secret")
     elif case == "tampered-body":
         raw = raw.replace(b'"payment.succeeded"', b'"payment.failed"')
+    elif case == "truncated":
+        raw = raw[: len(raw) // 2]
     elif case == "stale":
         raw, headers = signed(body, at=time.time() - 301)
     elif case == "future":
@@ -113,6 +116,15 @@ def test_bad_signatures_are_400(client: FlaskClient, app: Flask, awaiting: dict[
     else:
         headers["Sandbox-Signature"] = headers["Sandbox-Signature"].split(",")[0]
     assert_problem(client.post(URL, data=raw, headers=headers), 400, "invalid-signature")
+    assert _state(app, awaiting) == ("AWAITING_PAYMENT", "PENDING", "AWAITING_PAYMENT", 0, 0)
+
+
+def test_an_oversized_notification_is_413_and_changes_nothing(
+    client: FlaskClient, app: Flask, awaiting: dict[str, Any]
+) -> None:
+    raw, headers = signed(event(awaiting))
+    response = client.post(URL, data=raw + b" " * (1024 * 1024), headers=headers)
+    assert_problem(response, 413, "validation")
     assert _state(app, awaiting) == ("AWAITING_PAYMENT", "PENDING", "AWAITING_PAYMENT", 0, 0)
 
 
