@@ -277,7 +277,9 @@ def set_up_shop(base_url: str, journeys: tuple[plan.Journey, ...], flash_units: 
     shop = Shop(goods, scarce, sale)
     for journey in journeys:
         shop.users[journey.number] = ok(
-            "POST", "/api/v1/users", {"name": "Buyer", "email": f"{unique('chaos')}@example.com"}
+            "POST",
+            "/api/v1/users",
+            {"name": "Buyer", "email": f"{unique('chaos')}-{journey.number}@example.com"},
         )
         if journey.start == plan.WITH_COUPON:
             user_id = shop.users[journey.number]["id"]

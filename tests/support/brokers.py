@@ -36,7 +36,8 @@ def backlog(url: str, queue: str, messages: int) -> Iterator[None]:
             client.close()
         return
     declared = next(q for q in task_queues(url) if q.name == queue)
-    with Connection(url) as connection:
+    # Confirmed, so that each message is in the queue before the block runs.
+    with Connection(url, transport_options={"confirm_publish": True}) as connection:
         producer = connection.Producer()
         for _ in range(messages):
             producer.publish({}, exchange=declared.exchange, routing_key=queue, declare=[declared])
@@ -79,7 +80,9 @@ def remove(url: str, queue: str, task: str) -> int:
     removed = 0
     with Connection(url) as connection:
         channel = connection.channel()  # what it takes and does not ack goes back when it closes
-        for name in (queue, *DELAY_QUEUES):
+        # A delayed message moves down the levels to its queue: scanned the same way, none
+        # can pass from a level not looked at yet to one looked at already.
+        for name in (*reversed(DELAY_QUEUES), queue):
             while (message := channel.basic_get(name, no_ack=False)) is not None:
                 if message.headers.get("task") == task:
                     channel.basic_ack(message.delivery_tag)

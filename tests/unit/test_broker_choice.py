@@ -9,6 +9,8 @@ from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from app.broker import QUEUES, task_queues
 from app.models.outbox import OutboxMessage
 from app.relay import CONFIRM_TIMEOUT_SECONDS, OutboxRelay
@@ -57,7 +59,12 @@ def _delivery(url: str, message: OutboxMessage) -> dict[str, Any]:
     return _relay(url)._delivery(message)
 
 
-def test_on_rabbitmq_a_delay_is_whole_seconds_rounded_up_and_never_early() -> None:
+def test_on_rabbitmq_a_delay_is_whole_seconds_rounded_up_and_never_early(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = utcnow()
+    monkeypatch.setattr("app.relay.utcnow", lambda: now)  # the same instant as _message's
+    monkeypatch.setattr(__name__ + ".utcnow", lambda: now)
     assert _delivery(AMQP, _message(0.3))["countdown"] == 1
     assert _delivery(AMQP, _message(5.2))["countdown"] == 6
     assert _delivery(AMQP, _message(-2.0))["countdown"] is None  # due already: at once
