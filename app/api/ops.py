@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 
 from flask import Blueprint, Response, jsonify
 from prometheus_client.core import GaugeMetricFamily
@@ -13,7 +14,9 @@ from app.bootstrap import Runtime
 from app.broker import broker_answers, queue_depths
 from app.extension import runtime
 from app.models.orders import Order
+from app.services import backlog
 from app.services.order_saga import STATUSES as SAGA_STATUSES
+from app.timeutil import utcnow
 from sagas.models import Saga
 
 blp = Blueprint("ops", __name__)
@@ -75,7 +78,9 @@ def _database_answers(app_state: Runtime) -> tuple[bool, str]:
 @blp.get("/metrics")
 def metrics_endpoint() -> Response:
     app_state = runtime()
-    body = metrics.render([lambda: _queue_depth(app_state), lambda: _orders_and_sagas(app_state)])
+    body = metrics.render(
+        [lambda: _queue_depth(app_state), lambda: _orders_and_sagas(app_state), lambda: _backlog(app_state)]
+    )
     # content_type, not mimetype: Flask would add a second "; charset=utf-8" to a text/* mimetype.
     return Response(body, content_type=metrics.CONTENT_TYPE)
 
@@ -100,6 +105,27 @@ def _orders_and_sagas(app_state: Runtime) -> Iterable[GaugeMetricFamily]:
         sagas.add_metric([status], by_status.get(status, 0))
     yield orders
     yield sagas
+
+
+def _backlog(app_state: Runtime) -> Iterable[GaugeMetricFamily]:
+    stale = timedelta(seconds=app_state.settings.saga_stale_seconds)
+    with app_state.db.uow() as uow:
+        figures = backlog.read(uow, utcnow(), stale)
+    yield GaugeMetricFamily(
+        "ordersaga_outbox_unsent",
+        "Messages committed and due but not yet sent to the broker.",
+        figures.outbox_unsent,
+    )
+    yield GaugeMetricFamily(
+        "ordersaga_outbox_oldest_unsent_age_seconds",
+        "How long the oldest message not yet sent to the broker has waited (0 when none).",
+        figures.outbox_oldest_seconds,
+    )
+    yield GaugeMetricFamily(
+        "ordersaga_sagas_stalled",
+        "Sagas running or compensating that have not moved for ORDERSAGA_SAGA_STALE_SECONDS.",
+        figures.sagas_stalled,
+    )
 
 
 def _queue_depth(app_state: Runtime) -> Iterable[GaugeMetricFamily]:

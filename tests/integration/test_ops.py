@@ -5,18 +5,24 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from datetime import timedelta
 
 import pytest
 from celery import Celery
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from sqlalchemy import update
 
-from app import create_app
+from app import create_app, outbox
+from app.extension import runtime
+from app.models.outbox import OutboxMessage
 from app.services.users import new_token
+from app.timeutil import utcnow
+from sagas.models import Saga
 from scripts.servers import free_port
 from tasks.celery_app import celery_config
-from tests.support.api import bearer
+from tests.support.api import bearer, create_goods, create_user
 from tests.support.env import settings_for
 
 
@@ -164,3 +170,44 @@ def test_the_root_is_a_page_that_leads_to_the_api(client: FlaskClient) -> None:
     page = response.get_data(as_text=True)
     for link in ('href="/api/v1/goods"', 'href="/api/docs"', 'href="/admin/sagas"'):
         assert link in page
+
+
+def test_metrics_show_the_outbox_backlog_and_the_stalled_sagas(app: Flask, client: FlaskClient) -> None:
+    """What the backlog alerts read: messages not yet sent (a held one waits on purpose and is
+    left out) with the oldest one's age, and sagas that have not moved for the stale limit."""
+    db = runtime(app).db
+    before = _gauges(client)
+    with db.uow() as uow:
+        waiting = outbox.add(uow, "ops.ping", {"token": "a"}, "members")
+        held = outbox.add(uow, "ops.ping", {"token": "b"}, "members")
+        uow.session.flush()
+        old = utcnow() - timedelta(minutes=5)
+        uow.session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == waiting.id).values(created_at=old)
+        )
+        uow.session.execute(update(OutboxMessage).where(OutboxMessage.id == held.id).values(held=True))
+        uow.commit()  # not through the relay: nothing sends them
+    buyer, goods = create_user(client), create_goods(client)
+    placed = client.post(
+        "/api/v1/orders",
+        json={"items": [{"goods_id": goods["id"], "quantity": 1}]},
+        headers=bearer(buyer["token"]),
+    )
+    assert placed.status_code == 202  # no worker here: its saga waits at its first step
+    stale = timedelta(seconds=runtime(app).settings.saga_stale_seconds)
+    with db.uow() as uow:
+        uow.session.execute(
+            update(Saga)
+            .where(Saga.subject_id == placed.get_json()["id"])
+            .values(updated_at=utcnow() - 2 * stale)
+        )
+        uow.commit()
+    after = _gauges(client)
+    assert after["ordersaga_outbox_unsent"] == before["ordersaga_outbox_unsent"] + 1
+    assert after["ordersaga_outbox_oldest_unsent_age_seconds"] >= 300
+    assert after["ordersaga_sagas_stalled"] == before["ordersaga_sagas_stalled"] + 1
+
+
+def _gauges(client: FlaskClient) -> dict[str, float]:
+    text = client.get("/metrics").get_data(as_text=True)
+    return {name: float(value) for name, value in re.findall(r"^(ordersaga_\w+) (\S+)$", text, re.M)}
