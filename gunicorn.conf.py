@@ -35,7 +35,7 @@ from gunicorn.glogging import Logger
 
 from app.config import exit_with, load_settings_or_exit
 
-load_settings_or_exit()
+_settings = load_settings_or_exit()
 
 
 def _count(name: str, default: int) -> int:
@@ -81,6 +81,18 @@ class ReusePortLogger(Logger):
 
 
 logger_class = ReusePortLogger
+
+if _settings.log_format == "json":
+    # gunicorn's own lines (workers booting, exiting) in the same JSON as the app's.
+    # Everything through the root logger's one handler, once.
+    logconfig_dict = {
+        "formatters": {"json": {"()": "app.logs.JsonFormatter"}},
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+        },
+        "loggers": {"gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True}},
+        "root": {"level": "INFO", "handlers": ["console"]},
+    }
 
 
 def on_starting(server):  # type: ignore[no-untyped-def]

@@ -18,6 +18,7 @@ from typing import NoReturn
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from app.logs import LOG_FORMATS
 from app.payment_settings import ProviderSettings, load_provider_settings
 from app.setting_values import ConfigError, choice, choices, get, nice, positive_int, url
 
@@ -72,6 +73,7 @@ class Settings:
     # `make run` that started it has already said so.
     warn_development_secrets: bool = False
     providers: ProviderSettings = field(default_factory=ProviderSettings)
+    log_format: str = "text"
 
     @property
     def payment_provider(self) -> str:
@@ -190,6 +192,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         used_development_secrets=secrets.used_development,
         warn_development_secrets=secrets.used_development and not warning_given,
         providers=load_provider_settings(environ, payment_providers),
+        log_format=choice(environ, "ORDERSAGA_LOG_FORMAT", "text", LOG_FORMATS),
     )
 
 

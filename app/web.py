@@ -30,7 +30,15 @@ from app.config import DEVELOPMENT_SECRETS_WARNING, Settings
 from app.db import Database
 from app.errors import ServiceError
 from app.extension import EXTENSION
-from app.logs import configure_logging, new_request_id, request_id_var, valid_request_id
+from app.logs import (
+    clear_context,
+    configure_logging,
+    new_request_id,
+    request_id_var,
+    set_context,
+    use_format,
+    valid_request_id,
+)
 from app.problems import (
     DATABASE_UNAVAILABLE,
     handle_database_unavailable,
@@ -73,6 +81,7 @@ def create_app(
     """The Flask app, with its Celery app bound to it (Flask's own Celery recipe)."""
     runtime = runtime or bootstrap(settings, database)
     settings = runtime.settings
+    use_format(settings.log_format)
     configure_logging()
     if settings.warn_development_secrets:
         log.warning(DEVELOPMENT_SECRETS_WARNING)
@@ -160,6 +169,8 @@ def _register_request_id(app: Flask) -> None:
         incoming = request.headers.get("X-Request-ID")
         g.request_id = incoming if valid_request_id(incoming) else new_request_id()
         g.request_id_token = request_id_var.set(g.request_id)
+        ids = request.view_args or {}
+        set_context(order_id=ids.get("order_id"), saga_id=ids.get("saga_id"))
         g.sql_source_token = metrics.sql_source_var.set(request.endpoint or "unmatched")
 
     @app.after_request
@@ -174,6 +185,7 @@ def _register_request_id(app: Flask) -> None:
         token = g.pop("request_id_token", None)
         if token is not None:
             request_id_var.reset(token)
+        clear_context()
         source = g.pop("sql_source_token", None)
         if source is not None:
             metrics.sql_source_var.reset(source)

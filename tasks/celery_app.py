@@ -23,7 +23,7 @@ from app import metrics
 from app.bootstrap import Runtime
 from app.broker import QUEUES, is_redis, task_queues
 from app.config import Settings
-from app.logs import install_filter, request_id_var
+from app.logs import clear_context, install_filter, request_id_var, set_context
 from app.relay import OutboxRelay
 from tasks import flash as flash_tasks
 from tasks import members, ops, payments, sweeps
@@ -125,18 +125,29 @@ def celery_init_app(app: Flask, runtime: Runtime) -> Celery:
 
 
 @signals.task_prerun.connect
-def _take_request_id(task: Task | None = None, **_kwargs: Any) -> None:
-    """The request id of the HTTP request that caused this task (via the outbox), or the task id."""
+def _take_request_id(task: Task | None = None, kwargs: dict[str, Any] | None = None, **_: Any) -> None:
+    """The request id of the HTTP request that caused this task (via the outbox), or the task
+    id; and, for the logs, what the task is about (a saga step's task is named after its step)."""
     if task is None:
         return
     request_id = getattr(task.request, "ordersaga_request_id", None) or task.request.id
     request_id_var.set(str(request_id))
+    about = kwargs or {}
+    saga_id = about.get("saga_id")
+    set_context(
+        task_id=str(task.request.id),
+        task=task.name,
+        order_id=about.get("order_id"),
+        saga_id=saga_id,
+        step=task.name.rsplit(".", 1)[-1] if saga_id else None,
+    )
     metrics.sql_source_var.set(task.name)  # its SQL is counted by the task's name
 
 
 @signals.task_postrun.connect
 def _drop_request_id(**_kwargs: Any) -> None:
     request_id_var.set("-")
+    clear_context()
     metrics.sql_source_var.set(None)
 
 

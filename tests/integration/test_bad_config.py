@@ -23,6 +23,7 @@ BAD = [
     ("DATABASE_URL", "mysql://x"),
     ("CELERY_BROKER_URL", "nope"),
     ("ORDERSAGA_CURRENCY", "yuan"),
+    ("ORDERSAGA_LOG_FORMAT", "xml"),
     ("ORDERSAGA_ADMIN_TOKEN", ""),
     # Alipay enabled without its settings: the message names the first one missing.
     ("ORDERSAGA_PAYMENT_PROVIDER", "sandbox,alipay"),

@@ -75,6 +75,7 @@ def test_production_refuses_to_start_without_a_secret(name: str) -> None:
         ("ORDERSAGA_ENV", "prod"),
         ("ORDERSAGA_PAYMENT_PROVIDER", "stripe"),
         ("ORDERSAGA_CURRENCY", "cny"),
+        ("ORDERSAGA_LOG_FORMAT", "JSON"),
         ("DATABASE_URL", "not a url"),
         ("DATABASE_URL", "mysql://u@h/db"),
         ("CELERY_BROKER_URL", "http://h"),
