@@ -74,6 +74,7 @@ class Settings:
     warn_development_secrets: bool = False
     providers: ProviderSettings = field(default_factory=ProviderSettings)
     log_format: str = "text"
+    flower_url: str | None = None  # where operators open Flower: the saga console links there
 
     @property
     def payment_provider(self) -> str:
@@ -141,6 +142,11 @@ def _service_urls(environ: Mapping[str, str]) -> tuple[str, str, str]:
     return broker_url, redis_url, public_url
 
 
+def _flower_url(environ: Mapping[str, str]) -> str | None:
+    value = get(environ, "ORDERSAGA_FLOWER_URL")
+    return url("ORDERSAGA_FLOWER_URL", value, ("http", "https")).rstrip("/") if value else None
+
+
 def _currency(environ: Mapping[str, str]) -> str:
     currency = get(environ, "ORDERSAGA_CURRENCY") or "CNY"
     if not re.fullmatch(r"[A-Z]{3}", currency):
@@ -193,6 +199,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         warn_development_secrets=secrets.used_development and not warning_given,
         providers=load_provider_settings(environ, payment_providers),
         log_format=choice(environ, "ORDERSAGA_LOG_FORMAT", "text", LOG_FORMATS),
+        flower_url=_flower_url(environ),
     )
 
 

@@ -160,6 +160,7 @@ def _run(settings_file: TextIO) -> int:
     api_bind = settings.public_url.split("://", 1)[1].split("/", 1)[0]
     os.environ.setdefault("ORDERSAGA_API_BIND", api_bind)
     os.environ.setdefault("ORDERSAGA_FLOWER_PORT", "5555")
+    os.environ.setdefault("ORDERSAGA_FLOWER_URL", f"http://127.0.0.1:{os.environ['ORDERSAGA_FLOWER_PORT']}")
     if settings.is_development:
         # Flower's API refuses to answer without authentication unless told to; this Flower
         # listens on 127.0.0.1 only. A deployment configures Flower's own authentication.

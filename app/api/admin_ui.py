@@ -84,8 +84,11 @@ def list_sagas() -> str:
     if status not in (None, *SAGA_STATUSES):
         abort(422)
     with runtime().db.uow() as uow:
-        sagas = saga_queries.recently_moved(uow, status, limit=LIST_LIMIT)
-    return render_template("admin/sagas.html", sagas=sagas, status=status, statuses=SAGA_STATUSES)
+        sagas = saga_queries.for_console(uow, status, limit=LIST_LIMIT)
+        errors = {saga.id: saga_queries.last_error(saga) for saga in sagas}
+    return render_template(
+        "admin/sagas.html", sagas=sagas, errors=errors, status=status, statuses=SAGA_STATUSES
+    )
 
 
 @blp.get("/sagas/<saga_id>")
@@ -96,8 +99,18 @@ def show_saga(saga_id: str) -> str:
             saga = saga_queries.get_saga(uow, saga_id)
         except ServiceError:
             abort(404)
+        order = saga_queries.order_of(uow, saga)
+        payment = order.payment if order is not None else None
     message = request.args.get("message")
-    return render_template("admin/saga.html", saga=saga, csrf=_csrf(), message=message)
+    return render_template(
+        "admin/saga.html",
+        saga=saga,
+        order=order,
+        payment=payment,
+        flower_url=runtime().settings.flower_url,
+        csrf=_csrf(),
+        message=message,
+    )
 
 
 @blp.post("/sagas/<saga_id>/retry")

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from flask import Flask
 from flask.testing import FlaskClient
 
+from app import create_app
+from app.extension import runtime
+from app.timeutil import utcnow
+from sagas.models import Saga
 from tests.support.api import ADMIN, bearer, create_goods, create_user
-from tests.support.env import ADMIN_TOKEN
+from tests.support.databases import truncate_all
+from tests.support.env import ADMIN_TOKEN, settings_for
 
 
 def _order(client: FlaskClient) -> dict[str, str]:
@@ -48,3 +56,36 @@ def test_retry_needs_the_csrf_token(client: FlaskClient) -> None:
         csrf = session["csrf"]
     answer = client.post(f"/admin/sagas/{order['saga_id']}/retry", data={"csrf": csrf}, follow_redirects=True)
     assert answer.status_code == 200 and "only a FAILED saga can be retried" in answer.get_data(as_text=True)
+
+
+def test_the_failed_come_first_with_their_last_error(app: Flask, client: FlaskClient) -> None:
+    failed, newer = _order(client), _order(client)
+    with runtime(app).db.uow() as uow:
+        saga = uow.session.get(Saga, failed["saga_id"])
+        assert saga is not None
+        saga.status = "FAILED"
+        saga.steps[0].error = "ConnectionError: the inventory service went away"
+        saga.updated_at = utcnow() - timedelta(hours=1)  # moved before the other one
+        uow.commit()
+    page = client.get("/admin/sagas", headers=ADMIN).get_data(as_text=True)
+    assert page.index(failed["saga_id"]) < page.index(newer["saga_id"])
+    assert "ConnectionError: the inventory service went away" in page
+
+
+def test_a_saga_shows_its_order_its_payment_and_where_its_tasks_are(pg_url: str, redis_url: str) -> None:
+    app = create_app(settings_for(pg_url, redis_url, ORDERSAGA_FLOWER_URL="https://flower.shop.example/"))
+    runtime(app).db.after_commit = None  # as the app fixture: nothing sent to the shared broker
+    try:
+        client = app.test_client()
+        order = _order(client)
+        page = client.get(f"/admin/sagas/{order['saga_id']}", headers=ADMIN).get_data(as_text=True)
+        with runtime(app).db.uow() as uow:
+            saga = uow.session.get(Saga, order["saga_id"])
+            assert saga is not None
+            order_id = saga.subject_id
+    finally:
+        runtime(app).db.engine.dispose()
+        truncate_all(pg_url)
+    assert order_id in page and "PENDING" in page
+    assert "none yet" in page  # no payment before create_payment has run
+    assert f'href="https://flower.shop.example/api/tasks?search=kwargs:{order["saga_id"]}"' in page
