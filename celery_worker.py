@@ -6,6 +6,7 @@ from pathlib import Path
 
 from celery.signals import worker_init, worker_process_init
 
+from app import tracing
 from app.bootstrap import bootstrap
 from app.config import exit_with
 from app.cpu_priority import yield_cpu
@@ -33,5 +34,7 @@ def _yield_cpu_to_the_api(**_kwargs: object) -> None:
 
 @worker_process_init.connect
 def _dispose_inherited_connections(**_kwargs: object) -> None:
-    """No database or Redis connection may be shared across a fork."""
+    """No database or Redis connection may be shared across a fork; and each pool process
+    exports its own spans (only when OTEL_EXPORTER_OTLP_ENDPOINT is set)."""
     runtime.after_fork()
+    tracing.start("ordersaga-worker")

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Table, insert
 
+from app import tracing
 from app.db import UnitOfWork
 from app.logs import request_id_var
 from app.models.outbox import OutboxMessage
@@ -82,7 +83,12 @@ def _insert(uow: UnitOfWork, values: dict[str, Any], held: bool = False) -> Outb
     """A plain INSERT: the message is never changed in this transaction, so it need not wait
     for (and weigh on) the ORM's flush. The returned copy is what the relay sends after commit."""
     request_id = request_id_var.get()
-    values = {**values, "request_id": None if request_id == "-" else request_id, "held": held}
+    values = {
+        **values,
+        "request_id": None if request_id == "-" else request_id,
+        "trace_context": tracing.current_context(),
+        "held": held,
+    }
     inserted = uow.connection.execute(insert(OUTBOX), values)
     message = OutboxMessage(id=inserted.inserted_primary_key[0], **values)  # type: ignore[index]
     if not held:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, delete, select, update
 
-from app import broker
+from app import broker, tracing
 from app.db import Database
 from app.models.outbox import OutboxMessage
 from app.timeutil import as_utc, utcnow
@@ -128,15 +128,18 @@ class OutboxRelay:
                     broker.declare_delayed_delivery(connection, list(self.celery_app.amqp.queues.values()))
                 try:
                     for done, message in enumerate(messages, start=1):
-                        self.celery_app.send_task(
-                            message.task,
-                            kwargs=message.kwargs,
-                            queue=message.queue,
-                            headers={REQUEST_ID_HEADER: message.request_id} if message.request_id else None,
-                            retry=False,
-                            connection=connection,
-                            **self._delivery(message),
-                        )
+                        with tracing.resumed(message.trace_context):
+                            self.celery_app.send_task(
+                                message.task,
+                                kwargs=message.kwargs,
+                                queue=message.queue,
+                                headers={REQUEST_ID_HEADER: message.request_id}
+                                if message.request_id
+                                else None,
+                                retry=False,
+                                connection=connection,
+                                **self._delivery(message),
+                            )
                         sent.append(message.id)
                         if done - marked == MARK_EVERY:
                             self._record(messages[marked:done], set(sent))

@@ -29,6 +29,8 @@ class OutboxMessage(Base):
     queue: Mapped[str] = mapped_column(String(32), nullable=False)
     kwargs: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     request_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The W3C traceparent it was written in, when tracing is on (app/tracing.py).
+    trace_context: Mapped[str | None] = mapped_column(String(64), nullable=True)
     eta: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Broker priority (Redis: 0 is served first). Flash-sale sagas queue behind ordinary orders.
     priority: Mapped[int | None] = mapped_column(Integer, nullable=True)
