@@ -1,4 +1,5 @@
-"""The README's commands, run as shown beside `make run`, each from a fresh shell.
+"""The README's commands, and the runbook's (docs/operations.md), run as shown beside `make run`,
+each from a fresh shell.
 
 The commands come from README.md itself ("Try it", "Orders and sagas", "Flash sales"), so the
 README and this test cannot drift apart. Each runs in its own `bash -c` with a bare environment:
@@ -26,6 +27,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ import pytest
 import requests
 
 from scripts import servers
+from scripts.promtool import ensure_promtool
 from tests.support.env import REPO
 from tests.support.processes import wait_until
 
@@ -326,3 +329,80 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+RUNBOOK_FLOWER_URL = "http://127.0.0.1:5555"
+
+
+def runbook_commands(runbook: str) -> list[str]:
+    """Every shell command of docs/operations.md, in order."""
+    commands: list[str] = []
+    for block in re.findall(r"^```sh\n(.*?)^```", runbook, flags=re.S | re.M):
+        commands += split_commands(block)
+    return commands
+
+
+def test_the_runbook_commands_work_beside_make_run(make_run: MakeRun) -> None:
+    """docs/operations.md's commands, each run once as the runbook shows it, against a saga that
+    has FAILED (its provider cannot be reached, as in the README's test). A worker the runbook
+    starts is stopped again once it is ready."""
+    ensure_promtool()
+    make_run.wait_ready()
+    buyer = {"Authorization": f"Bearer {make_run.printed('Demo token')}"}
+    admin = {"Authorization": "Bearer dev-admin-token"}
+    goods = requests.get(f"{make_run.api}/api/v1/goods", timeout=10).json()["items"]
+    tea = next(item for item in goods if item["sku"] == "DEMO-TEA")
+    body = {"items": [{"goods_id": tea["id"], "quantity": 1}]}
+    placed = requests.post(f"{make_run.api}/api/v1/orders", json=body, headers=buyer, timeout=10)
+    assert placed.status_code == 202, placed.text
+    saga_id = placed.json()["saga"]["id"]
+
+    def failed() -> bool:
+        saga = requests.get(f"{make_run.api}/api/v1/admin/sagas/{saga_id}", headers=admin, timeout=10).json()
+        return saga["status"] == "FAILED"
+
+    wait_until(failed, timeout=60, what="the order's saga to be FAILED")
+    terminal = {"PATH": BARE_PATH, "HOME": os.environ.get("HOME", "/"), "LANG": "C.UTF-8"}
+    shell = Shell(make_run.checkout, terminal, values={"<saga id>": saga_id})
+    commands = runbook_commands((make_run.checkout / "docs" / "operations.md").read_text())
+    assert len(commands) >= 10, commands
+    for command in commands:
+        filled = shell.fill_in(command.replace(RUNBOOK_FLOWER_URL, make_run.flower), make_run.api)
+        if " worker " in filled:
+            _start_and_stop(shell, filled)
+            continue
+        result = shell.run(filled)
+        shown = f"$ {filled}\n{result.stdout}\n{result.stderr}"
+        assert result.returncode == 0, shown
+        if "saga list" in filled:
+            assert f"{saga_id}  FAILED" in result.stdout, shown
+        if "saga retry" in filled:
+            assert f"saga {saga_id} resumed" in result.stdout, shown
+        if filled.startswith("curl") and "/metrics" in filled:
+            assert (
+                "ordersaga_queue_depth{" in result.stdout and "ordersaga_outbox_unsent " in result.stdout
+            ), shown
+
+
+def _start_and_stop(shell: Shell, command: str) -> None:
+    """A long-running command (a worker): started, seen ready, stopped as an operator would."""
+    log = shell.cwd / "runbook-worker.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["bash", "-c", f"exec {command}"],
+            cwd=shell.cwd,
+            env=shell.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    node = re.search(r"--hostname (\S+)", command)
+    assert node, f"a worker the runbook starts names itself, so that it can be told apart: {command}"
+    name = node.group(1).replace("%h", socket.gethostname())
+    ping = f".venv/bin/celery -A celery_worker inspect ping --timeout 2 --destination {name}"
+    try:
+        wait_until(lambda: shell.run(ping).returncode == 0, timeout=90, what=f"{command}: answering\n{log}")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)
+    assert proc.returncode == 0, log.read_text(errors="replace")
