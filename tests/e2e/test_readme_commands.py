@@ -39,6 +39,7 @@ import requests
 
 from scripts import servers
 from scripts.promtool import ensure_promtool
+from tests.support.browser import PAGE_TIMEOUT, chromium
 from tests.support.env import REPO
 from tests.support.processes import wait_until
 
@@ -342,11 +343,8 @@ def runbook_commands(runbook: str) -> list[str]:
     return commands
 
 
-def test_the_runbook_commands_work_beside_make_run(make_run: MakeRun) -> None:
-    """docs/operations.md's commands, each run once as the runbook shows it, against a saga that
-    has FAILED (its provider cannot be reached, as in the README's test). A worker the runbook
-    starts is stopped again once it is ready."""
-    ensure_promtool()
+def _failed_saga(make_run: MakeRun) -> str:
+    """The saga of a demo order, once it has FAILED (its provider cannot be reached)."""
     make_run.wait_ready()
     buyer = {"Authorization": f"Bearer {make_run.printed('Demo token')}"}
     admin = {"Authorization": "Bearer dev-admin-token"}
@@ -355,13 +353,22 @@ def test_the_runbook_commands_work_beside_make_run(make_run: MakeRun) -> None:
     body = {"items": [{"goods_id": tea["id"], "quantity": 1}]}
     placed = requests.post(f"{make_run.api}/api/v1/orders", json=body, headers=buyer, timeout=10)
     assert placed.status_code == 202, placed.text
-    saga_id = placed.json()["saga"]["id"]
+    saga_id: str = placed.json()["saga"]["id"]
 
     def failed() -> bool:
         saga = requests.get(f"{make_run.api}/api/v1/admin/sagas/{saga_id}", headers=admin, timeout=10).json()
         return saga["status"] == "FAILED"
 
     wait_until(failed, timeout=60, what="the order's saga to be FAILED")
+    return saga_id
+
+
+def test_the_runbook_commands_work_beside_make_run(make_run: MakeRun) -> None:
+    """docs/operations.md's commands, each run once as the runbook shows it, against a saga that
+    has FAILED (its provider cannot be reached, as in the README's test). A worker the runbook
+    starts is stopped again once it answers."""
+    ensure_promtool()
+    saga_id = _failed_saga(make_run)
     terminal = {"PATH": BARE_PATH, "HOME": os.environ.get("HOME", "/"), "LANG": "C.UTF-8"}
     shell = Shell(make_run.checkout, terminal, values={"<saga id>": saga_id})
     commands = runbook_commands((make_run.checkout / "docs" / "operations.md").read_text())
@@ -406,3 +413,36 @@ def _start_and_stop(shell: Shell, command: str) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)
     assert proc.returncode == 0, log.read_text(errors="replace")
+
+
+def test_the_runbooks_screenshots_come_from_a_real_run(make_run: MakeRun, tmp_path: Path) -> None:
+    """In a browser: one FAILED saga in the saga console, retried with its button, and its tasks
+    found in Flower. ORDERSAGA_SCREENSHOTS=docs/images writes the runbook's pictures."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    saga_id = _failed_saga(make_run)
+    pictures = Path(os.environ.get("ORDERSAGA_SCREENSHOTS") or tmp_path)
+    pictures.mkdir(parents=True, exist_ok=True)
+    with chromium(
+        tmp_path / "profile", tmp_path / "chromedriver.log", ("--window-size=1280,900",)
+    ) as browser:
+        wait = WebDriverWait(browser, PAGE_TIMEOUT)
+        browser.get(f"{make_run.api}/admin/sagas/{saga_id}")  # the console asks the operator to sign in
+        wait.until(lambda b: b.find_elements(By.NAME, "token"))
+        browser.find_element(By.NAME, "token").send_keys("dev-admin-token")
+        browser.find_element(By.CSS_SELECTOR, "form button, form input[type=submit]").click()
+        wait.until(lambda b: "FAILED" in b.find_element(By.TAG_NAME, "h1").text)
+        assert "ran out of retries" in browser.page_source and "create_payment" in browser.page_source
+        browser.save_screenshot(str(pictures / "console-failed-saga.png"))
+        browser.find_element(By.XPATH, "//button[normalize-space()='Retry']").click()
+        wait.until(lambda b: "Retry sent" in b.page_source)
+        browser.save_screenshot(str(pictures / "console-retried.png"))
+
+        browser.get(f"{make_run.flower}/tasks")
+        search = wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "input[type=search]"))[0]
+        search.send_keys(f"kwargs:{saga_id}")
+        wait.until(lambda b: "orders.saga.create_payment" in b.find_element(By.ID, "tasks-table").text)
+        browser.save_screenshot(str(pictures / "flower-saga-tasks.png"))
+    for name in ("console-failed-saga.png", "console-retried.png", "flower-saga-tasks.png"):
+        assert (pictures / name).read_bytes().startswith(b"\x89PNG"), name
