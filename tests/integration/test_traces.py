@@ -1,26 +1,30 @@
-"""Traces on the real stack (gunicorn, a worker process, PostgreSQL, Redis), exported over
-OTLP/HTTP to a stand-in collector: one trace follows an order from `POST /orders` through every
-saga task and the call to the provider. And with tracing off, nothing is exported and the outbox
+"""Traces across real processes: one trace follows an order from `POST /orders` through every
+saga task and the call to the provider. On the whole stack (gunicorn and a worker process, both
+exporting over OTLP/HTTP to a stand-in collector), and with the API in this process keeping its
+spans in the SDK's in-memory exporter beside a real worker process. With tracing off, the outbox
 keeps no trace context."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from sqlalchemy import select
+from werkzeug.serving import make_server
 
 from app import create_app, outbox, tracing
 from app.extension import runtime
-from app.models.outbox import OutboxMessage
-from scripts.servers import Server
+from scripts.servers import Server, free_port, start_redis
 from tests.support.api import bearer, create_goods, create_user
 from tests.support.databases import truncate_all
-from tests.support.env import settings_for
+from tests.support.env import service_env, settings_for
 from tests.support.otlp import Collector, ReceivedSpan
-from tests.support.processes import wait_until
+from tests.support.processes import celery_worker, wait_until
 from tests.support.stack import Stack
 
 
@@ -74,25 +78,53 @@ def test_one_trace_follows_an_order_from_the_api_through_every_saga_task(
     assert not orphans, orphans  # one tree under POST /orders, across both processes
 
 
-def test_a_message_keeps_the_trace_of_the_request_that_wrote_it(pg_url: str, redis_url: str) -> None:
-    """With the SDK's in-memory exporter: the outbox row of POST /orders carries the trace
-    context of that request's span, which the relay sends the message within."""
+def test_with_the_in_memory_exporter_the_api_and_a_real_worker_make_one_trace(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """The API in this process, served over HTTP, its spans kept by the SDK's in-memory
+    exporter; a real worker process exporting to the stand-in collector. The two halves are
+    one trace: POST /orders, the saga's tasks in the worker, and the worker's call to the
+    provider (the sandbox, which this API serves) back in the in-memory half."""
+    redis = start_redis(tmp_path / "redis")
+    collector = Collector()
     exporter = InMemorySpanExporter()
-    app = create_app(settings_for(pg_url, redis_url))
-    runtime(app).db.after_commit = None  # nothing sent: the row is what this test reads
+    port = free_port()
+    public = {"ORDERSAGA_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    app = create_app(settings_for(pg_url, redis.url, **public))
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = service_env(pg_url, redis.url, **public, OTEL_EXPORTER_OTLP_ENDPOINT=collector.url)
+    worker = celery_worker({**env, "OTEL_BSP_SCHEDULE_DELAY": "200"}, tmp_path).start()
     tracing.start("ordersaga-api", app, exporter=exporter)
     try:
-        client = app.test_client()
+        client = app.test_client()  # set-up only: the order itself goes over HTTP
         buyer, goods = create_user(client), create_goods(client)
         body = {"items": [{"goods_id": goods["id"], "quantity": 1}]}
-        assert client.post("/api/v1/orders", json=body, headers=bearer(buyer["token"])).status_code == 202
-        request_span = next(s for s in exporter.get_finished_spans() if s.name == "POST /api/v1/orders")
-        with runtime(app).db.uow() as uow:
-            kept = uow.session.scalars(select(OutboxMessage.trace_context)).all()
-        trace_id = f"{request_span.context.trace_id:032x}"
-        assert kept and all(context and context.split("-")[1] == trace_id for context in kept), kept
+        url = f"http://127.0.0.1:{port}/api/v1/orders"
+        placed = requests.post(url, json=body, headers=bearer(buyer["token"]), timeout=10)
+        assert placed.status_code == 202, placed.text
+        root = next(s for s in exporter.get_finished_spans() if s.name == "POST /api/v1/orders")
+        trace_id = f"{root.context.trace_id:032x}"
+
+        def whole() -> tuple[list[Any], list[ReceivedSpan]] | None:
+            here = [s for s in exporter.get_finished_spans() if f"{s.context.trace_id:032x}" == trace_id]
+            there = collector.trace(trace_id)
+            names = " ".join(s.name for s in there)
+            provider_call = any("/sandbox/" in s.name for s in here)
+            return (here, there) if provider_call and "run/orders.saga.create_payment" in names else None
+
+        here, there = wait_until(whole, timeout=60, what=f"the whole trace\n{worker.log()[-3000:]}")
+        assert {s.service for s in there} == {"ordersaga-worker"}
+        ids = {f"{s.context.span_id:016x}" for s in here} | {s.span_id for s in there}
+        parents = [f"{s.parent.span_id:016x}" for s in here if s.parent is not None]
+        parents += [s.parent_id for s in there]
+        assert set(parents) <= ids  # one tree: every span's parent is in this trace, in either half
     finally:
         tracing.stop()
+        worker.stop()
+        server.shutdown()
+        collector.close()
+        redis.stop()
         runtime(app).db.engine.dispose()
         truncate_all(pg_url)
 
