@@ -3,7 +3,6 @@ without the operator's credentials, and it keeps its state in its database acros
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,25 +11,15 @@ import requests
 
 from scripts.servers import free_port
 from tests.support.env import ADMIN_TOKEN, service_env
-from tests.support.processes import Process, wait_until
+from tests.support.processes import Process, celery_flower, wait_until
 
 
 def _flower(tmp_path: Path, pg_url: str, redis_url: str, env: str, **extra: str) -> tuple[Process, str]:
     port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "celery_worker",
-        "flower",
-        f"--port={port}",
-        "--address=127.0.0.1",
-    ]
     environment = service_env(
         pg_url, redis_url, ORDERSAGA_ENV=env, FLOWER_DB=str(tmp_path / "flower.db"), **extra
     )
-    process = Process(f"flower-{env}", argv, environment, tmp_path).start()
+    process = celery_flower(environment, tmp_path, port, name=f"flower-{env}").start()
     url = f"http://127.0.0.1:{port}"
 
     def answers() -> bool:

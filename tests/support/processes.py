@@ -114,6 +114,20 @@ def celery_beat(env: dict[str, str], log_dir: Path, name: str = "beat") -> Proce
     return Process(name, argv, env, log_dir)
 
 
+def celery_flower(env: dict[str, str], log_dir: Path, port: int, name: str = "flower") -> Process:
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "celery_worker",
+        "flower",
+        f"--port={port}",
+        "--address=127.0.0.1",
+    ]
+    return Process(name, argv, env, log_dir)
+
+
 def gunicorn(env: dict[str, str], log_dir: Path, port: int, workers: int = 2, name: str = "api") -> Process:
     argv = [
         sys.executable,
