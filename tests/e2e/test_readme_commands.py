@@ -418,6 +418,7 @@ def _start_and_stop(shell: Shell, command: str) -> None:
 def test_the_runbooks_screenshots_come_from_a_real_run(make_run: MakeRun, tmp_path: Path) -> None:
     """In a browser: one FAILED saga in the saga console, retried with its button, and its tasks
     found in Flower. ORDERSAGA_SCREENSHOTS=docs/images writes the runbook's pictures."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -427,7 +428,8 @@ def test_the_runbooks_screenshots_come_from_a_real_run(make_run: MakeRun, tmp_pa
     with chromium(
         tmp_path / "profile", tmp_path / "chromedriver.log", ("--window-size=1280,900",)
     ) as browser:
-        wait = WebDriverWait(browser, PAGE_TIMEOUT)
+        # An element found on one page goes stale when the next one loads: looked for again.
+        wait = WebDriverWait(browser, PAGE_TIMEOUT, ignored_exceptions=(StaleElementReferenceException,))
         browser.get(f"{make_run.api}/admin/sagas/{saga_id}")  # the console asks the operator to sign in
         wait.until(lambda b: b.find_elements(By.NAME, "token"))
         browser.find_element(By.NAME, "token").send_keys("dev-admin-token")
