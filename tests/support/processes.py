@@ -21,15 +21,22 @@ from tests.support.env import REPO, process_env
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.1, what: str = "") -> T:
-    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout`."""
+def wait_until(
+    predicate: Callable[[], T],
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    what: str | Callable[[], str] = "",
+) -> T:
+    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout`
+    (a callable is asked at the end, so the message shows the state that timed out)."""
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or predicate}")
+            described = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {described or predicate}")
         time.sleep(interval)
 
 
