@@ -13,10 +13,11 @@ import os
 from collections.abc import Callable
 from functools import cached_property
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
 
 AfterCommit = Callable[[list[Any]], object]  # gets the committed OutboxMessage rows
+T = TypeVar("T")
 
 
 class Database:
@@ -112,23 +114,46 @@ class Database:
 
     @cached_property
     def reads(self) -> Engine:
-        """For reads that write nothing, the API's order reads above all.
+        """For reads that write nothing, the API's order reads above all; use it through `read`.
 
         On PostgreSQL its connections autocommit, so a read is its statement alone: no BEGIN
-        before it, no ROLLBACK after. It shares the engine's pool. On SQLite it is the one engine.
+        before it, no ROLLBACK after, and no ping when a connection is taken from the pool (the
+        other engines ping: a write cannot simply be run again). On SQLite it is the one engine.
         """
         if self.dialect != "postgresql":
             return self.engine
-        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        return make_engine(self.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
+
+    def read(self, query: Callable[[Connection], T]) -> T:
+        """`query` on a connection of `reads`. A connection the database dropped (a restart, a
+        failover) fails its first statement; SQLAlchemy then discards every connection the pool
+        held, and the read runs once more on a new one: it wrote nothing, so running it again is
+        safe, and cheaper than a ping before every read."""
+        try:
+            with self.reads.connect() as connection:
+                return query(connection)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+        with self.reads.connect() as connection:
+            return query(connection)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory, self.after_commit)
 
+    def dispose(self) -> None:
+        """Close every pooled connection of every engine (at the end of a process or a test)."""
+        self.engine.dispose()
+        for name in ("bookkeeping", "reads"):
+            if name in self.__dict__:
+                self.__dict__[name].dispose()
+
     def dispose_after_fork(self) -> None:
         """Drop pooled connections inherited from the parent process without closing them."""
         self.engine.dispose(close=False)
-        if "bookkeeping" in self.__dict__:
-            self.bookkeeping.dispose(close=False)
+        for name in ("bookkeeping", "reads"):
+            if name in self.__dict__:
+                self.__dict__[name].dispose(close=False)
 
 
 class UnitOfWork:

@@ -182,7 +182,7 @@ def _run(settings_file: TextIO) -> int:
     seeded = seed(runtime.db.uow)
     # The demo token was just re-issued: forget the old one's cached hash (flash-sale path).
     runtime.redis.delete(token_key(seeded.user_id))
-    runtime.db.engine.dispose()
+    runtime.db.dispose()
 
     publish_settings(settings_file, dict(os.environ))
     warning = ""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, Table, select
+from sqlalchemy import Connection, Row, Select, Table, bindparam, select
 
 from app.errors import NotFound
 from app.ids import looks_like_id
@@ -89,7 +89,7 @@ def order(connection: Connection, order_id: str, owner_id: str | None = None) ->
     """`owner_id` set: someone else's order is reported as missing, never as forbidden."""
     found = []
     if looks_like_id(order_id):
-        found = _views(connection.execute(_joined().where(ORDERS.c.id == order_id)))
+        found = _views(connection.execute(ONE_ORDER, {"order_id": order_id}))
     if not found or (owner_id is not None and found[0].user_id != owner_id):
         raise NotFound(f"No order {order_id!r}.")
     return found[0]
@@ -107,7 +107,7 @@ def orders(
     if cursor:
         page = page.where(ORDERS.c.id > decode_cursor(cursor))
     page_ids = page.order_by(ORDERS.c.id).limit(limit + 1).scalar_subquery()
-    views = _views(connection.execute(_joined().where(ORDERS.c.id.in_(page_ids))))
+    views = _views(connection.execute(JOINED.where(ORDERS.c.id.in_(page_ids))))
     more = len(views) > limit
     views = views[:limit]
     return Page(views, encode_cursor(views[-1].id) if more and views else None)
@@ -128,6 +128,11 @@ def _joined() -> Select[Any]:
         .outerjoin(SAGAS, SAGAS.c.subject_id == ORDERS.c.id)
     )
     return select(*columns).select_from(joined).order_by(ORDERS.c.id, ORDER_ITEMS.c.position)
+
+
+# Built once: building the statement cost a read about as much as running it.
+JOINED = _joined()
+ONE_ORDER = JOINED.where(ORDERS.c.id == bindparam("order_id"))
 
 
 def _views(rows: Sequence[Row[Any]] | Any) -> list[OrderView]:

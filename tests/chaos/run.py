@@ -115,7 +115,7 @@ def run(profile: plan.Profile, seed: int, log_dir: Path | None = None, broker: s
         try:
             verdict = check(db, providers_for(settings), shop, buyers.answers, since)
         finally:
-            db.engine.dispose()
+            db.dispose()
         if verdict.violations:
             (workdir / "logs.txt").write_text(stack.logs() + _rows_of(stack, verdict))
         return Outcome(

@@ -21,7 +21,7 @@ def app(pg_url: str, redis_url: str) -> Iterator[Flask]:
     # piling up in the shared test broker. The relay is tested with real workers elsewhere.
     flask_app.extensions["ordersaga"].db.after_commit = None
     yield flask_app
-    flask_app.extensions["ordersaga"].db.engine.dispose()
+    flask_app.extensions["ordersaga"].db.dispose()
     truncate_all(pg_url)
 
 

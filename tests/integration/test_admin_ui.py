@@ -84,7 +84,7 @@ def test_a_saga_shows_its_order_its_payment_and_where_its_tasks_are(pg_url: str,
             assert saga is not None
             order_id = saga.subject_id
     finally:
-        runtime(app).db.engine.dispose()
+        runtime(app).db.dispose()
         truncate_all(pg_url)
     assert order_id in page and "PENDING" in page
     assert "none yet" in page  # no payment before create_payment has run

@@ -123,7 +123,7 @@ def client(pg_url: str, redis_url: str) -> Iterator[FlaskClient]:
     app = create_app(settings_for(pg_url, redis_url, **all_providers_env()))
     app.extensions["ordersaga"].db.after_commit = None  # no worker here: messages stay in the outbox
     yield app.test_client()
-    app.extensions["ordersaga"].db.engine.dispose()
+    app.extensions["ordersaga"].db.dispose()
     truncate_all(pg_url)
 
 

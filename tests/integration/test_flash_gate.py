@@ -174,7 +174,7 @@ def shedding_app(pg_url: str, broker_url: str, redis_url: str) -> Iterator[Flask
     flask_app = create_app(settings_for(pg_url, broker_url, redis_url, ORDERSAGA_FLASH_MAX_QUEUE_DEPTH="3"))
     flask_app.extensions["ordersaga"].db.after_commit = None
     yield flask_app
-    flask_app.extensions["ordersaga"].db.engine.dispose()
+    flask_app.extensions["ordersaga"].db.dispose()
     truncate_all(pg_url)
 
 
@@ -206,7 +206,7 @@ def paced_app(pg_url: str, redis_url: str) -> Iterator[Flask]:
     yield flask_app
     broker.delete(PACE_KEY)
     broker.close()
-    flask_app.extensions["ordersaga"].db.engine.dispose()
+    flask_app.extensions["ordersaga"].db.dispose()
     truncate_all(pg_url)
 
 
@@ -331,7 +331,7 @@ def release_app(pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) ->
     yield flask_app
     broker.delete(PACE_KEY)
     broker.close()
-    app_state.db.engine.dispose()
+    app_state.db.dispose()
     truncate_all(pg_url)
 
 
@@ -398,7 +398,7 @@ def any_db_app(
         Base.metadata.create_all(app_state.db.engine)
     app_state.db.after_commit = None
     yield flask_app
-    app_state.db.engine.dispose()
+    app_state.db.dispose()
     if request.param == "postgresql":
         truncate_all(pg_url)
 
@@ -530,5 +530,5 @@ def test_a_purchase_while_redis_is_down_is_a_503_that_keeps_nothing(pg_url: str)
             )
         assert orders == 0
     finally:
-        down.extensions["ordersaga"].db.engine.dispose()
+        down.extensions["ordersaga"].db.dispose()
         truncate_all(pg_url)

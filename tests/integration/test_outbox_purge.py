@@ -27,7 +27,7 @@ QUEUE = "outbox-purge-test"  # a queue no worker serves: what the relay sends he
 def purging_app(pg_url: str, redis_url: str) -> Iterator[Flask]:
     flask_app = create_app(settings_for(pg_url, redis_url, ORDERSAGA_OUTBOX_RETENTION_SECONDS="3600"))
     yield flask_app
-    runtime(flask_app).db.engine.dispose()
+    runtime(flask_app).db.dispose()
     runtime(flask_app).redis.delete(QUEUE)
     truncate_all(pg_url)
 

@@ -15,7 +15,13 @@ def test_everything_carries_on_after_a_database_restart(tmp_path: Path) -> None:
         first = stack.place(buyer, [(goods["id"], 1)]).json()["id"]
         assert stack.wait_order(first)["status"] == "AWAITING_PAYMENT"
 
+        for _ in range(4):  # pooled connections in both of gunicorn's processes
+            stack.order(first)
         postgres.restart()  # every pooled connection of every process is now dead
+
+        # A read on a dropped connection is run again on a new one: no request fails.
+        for _ in range(4):
+            assert stack.order(first)["id"] == first
 
         second = stack.place(buyer, [(goods["id"], 1)])
         assert second.status_code == 202, second.text

@@ -135,7 +135,7 @@ def test_with_the_in_memory_exporter_the_api_and_a_real_worker_make_one_trace(
         server.shutdown()
         collector.close()
         redis.stop()
-        runtime(app).db.engine.dispose()
+        runtime(app).db.dispose()
         truncate_all(pg_url)
 
 

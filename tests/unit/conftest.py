@@ -26,7 +26,7 @@ def app(tmp_path: Path) -> Iterator[Flask]:
     Base.metadata.create_all(app_state.db.engine)
     app_state._redis = fakeredis.FakeRedis(decode_responses=True)
     yield flask_app
-    app_state.db.engine.dispose()
+    app_state.db.dispose()
 
 
 @pytest.fixture

@@ -26,4 +26,4 @@ def test_two_apps_in_one_process_each_run_tasks_on_their_own_runtime(tmp_path: P
     assert runtime(second).redis.keys("ordersaga:ping:*") == ["ordersaga:ping:second"]
     assert runtime(first).redis.keys("ordersaga:ping:*") == ["ordersaga:ping:first"]
     for flask_app in (first, second):
-        runtime(flask_app).db.engine.dispose()
+        runtime(flask_app).db.dispose()

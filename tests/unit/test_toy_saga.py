@@ -158,7 +158,7 @@ def _toy() -> Iterator[Toy]:
     with tempfile.TemporaryDirectory() as directory:
         toy = Toy(Path(directory))
         yield toy
-        toy.db.engine.dispose()
+        toy.db.dispose()
 
 
 @pytest.fixture
