@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 from collections.abc import Callable
 from functools import cached_property
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, **kwargs)
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 10)
     connect_args = kwargs.pop("connect_args", {})
@@ -40,7 +40,22 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # hang a process (beat asks it every second) for the kernel's TCP timeout.
     connect_args.setdefault("options", "-c timezone=UTC")
     connect_args.setdefault("connect_timeout", POSTGRESQL_CONNECT_TIMEOUT_SECONDS)
-    return create_engine(url, connect_args=connect_args, **kwargs)
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
+    event.listen(engine, "checkout", _refuse_if_closed_by_server)
+    return engine
+
+
+def _refuse_if_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Take no pooled connection that the server has closed (a restart, a terminated backend).
+
+    An idle connection has nothing to read; one the server closed has its farewell or the end
+    of the stream waiting in the socket. Looking costs no round trip, where a ping before every
+    transaction costs one. Raising here makes the pool connect anew.
+    """
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+    if poller.poll(0):
+        raise DisconnectionError("the database closed this pooled connection")
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
@@ -74,7 +89,6 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
 
 AfterCommit = Callable[[list[Any]], object]  # gets the committed OutboxMessage rows
-T = TypeVar("T")
 
 
 class Database:
@@ -114,29 +128,14 @@ class Database:
 
     @cached_property
     def reads(self) -> Engine:
-        """For reads that write nothing, the API's order reads above all; use it through `read`.
+        """For reads that write nothing, the API's order reads above all.
 
         On PostgreSQL its connections autocommit, so a read is its statement alone: no BEGIN
-        before it, no ROLLBACK after, and no ping when a connection is taken from the pool (the
-        other engines ping: a write cannot simply be run again). On SQLite it is the one engine.
+        before it, no ROLLBACK after. It shares the engine's pool. On SQLite it is the one engine.
         """
         if self.dialect != "postgresql":
             return self.engine
-        return make_engine(self.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
-
-    def read(self, query: Callable[[Connection], T]) -> T:
-        """`query` on a connection of `reads`. A connection the database dropped (a restart, a
-        failover) fails its first statement; SQLAlchemy then discards every connection the pool
-        held, and the read runs once more on a new one: it wrote nothing, so running it again is
-        safe, and cheaper than a ping before every read."""
-        try:
-            with self.reads.connect() as connection:
-                return query(connection)
-        except DBAPIError as error:
-            if not error.connection_invalidated:
-                raise
-        with self.reads.connect() as connection:
-            return query(connection)
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory, self.after_commit)
@@ -144,16 +143,14 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection of every engine (at the end of a process or a test)."""
         self.engine.dispose()
-        for name in ("bookkeeping", "reads"):
-            if name in self.__dict__:
-                self.__dict__[name].dispose()
+        if "bookkeeping" in self.__dict__:
+            self.bookkeeping.dispose()
 
     def dispose_after_fork(self) -> None:
         """Drop pooled connections inherited from the parent process without closing them."""
         self.engine.dispose(close=False)
-        for name in ("bookkeeping", "reads"):
-            if name in self.__dict__:
-                self.__dict__[name].dispose(close=False)
+        if "bookkeeping" in self.__dict__:
+            self.bookkeeping.dispose(close=False)
 
 
 class UnitOfWork:

@@ -60,8 +60,8 @@ class OutboxRelay:
         of the releaser (tasks/flash.py), so it is one read on the index of held messages."""
         outbox: Table = OutboxMessage.__table__  # type: ignore[assignment]
         waiting = select(outbox.c.id).where(outbox.c.held.is_(True), outbox.c.sent_at.is_(None)).limit(1)
-        # No transaction to end: beat asks every second.
-        return self.db.read(lambda connection: connection.execute(waiting).first() is not None)
+        with self.db.reads.connect() as connection:  # no transaction to end: beat asks every second
+            return connection.execute(waiting).first() is not None
 
     def release_due(self, due_by: datetime, limit: int) -> int:
         """Send up to `limit` held messages due by `due_by`, the earliest first.

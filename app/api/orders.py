@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from flask import request
-from sqlalchemy import Connection
 
 from app.api.auth import current_principal, current_user_id, login_required, user_required
 from app.api.blueprint import Blueprint
@@ -64,8 +63,8 @@ def place_order(data: dict[str, Any]) -> Any:
 @login_required
 @blp.response(200, OrderSchema)
 def get_order(order_id: str) -> Any:
-    owner_id = current_principal().user_id
-    return runtime().db.read(lambda connection: order_reads.order(connection, order_id, owner_id))
+    with runtime().db.reads.connect() as connection:
+        return order_reads.order(connection, order_id, owner_id=current_principal().user_id)
 
 
 @blp.get("")
@@ -74,12 +73,8 @@ def get_order(order_id: str) -> Any:
 @blp.response(200, OrderPageSchema)
 def list_orders(query: dict[str, Any]) -> Any:
     user_id = current_principal().user_id or query["user_id"]
-    status, limit, cursor = query["status"], query["limit"], query["cursor"]
-
-    def page(connection: Connection) -> order_reads.Page[order_reads.OrderView]:
-        return order_reads.orders(connection, user_id, status, limit, cursor)
-
-    return runtime().db.read(page)
+    with runtime().db.reads.connect() as connection:
+        return order_reads.orders(connection, user_id, query["status"], query["limit"], query["cursor"])
 
 
 @blp.post("/<order_id>/cancel")
