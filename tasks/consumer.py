@@ -17,8 +17,8 @@ timeout, and the saga sweep re-drives its saga long before that. Every task is i
 
 2. One Redis client per channel and connection pool, not one per command. The channel builds a
 new `redis.Redis` around its pool for every publish, ack and event (`conn_or_acquire`), and
-building one costs more than sending the command: two per published task (the message and its
-"task-sent" event) on every order and saga step. The client holds no connection of its own (the
+building one costs more than sending the command: one per published task on every order and
+saga step, and one per event a worker sends. The client holds no connection of its own (the
 pool does), so one client serves the channel until the channel replaces its pool (after a fork
 or a disconnect), and then a new one is made.
 """
