@@ -40,6 +40,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # hang a process (beat asks it every second) for the kernel's TCP timeout.
     connect_args.setdefault("options", "-c timezone=UTC")
     connect_args.setdefault("connect_timeout", POSTGRESQL_CONNECT_TIMEOUT_SECONDS)
+    # TCP keepalives on idle pooled connections: a peer gone without a word (a failover, a
+    # firewall that forgot the connection) turns into a socket error within about a minute,
+    # which the checkout below sees, and a NAT keeps the connection's mapping meanwhile.
+    connect_args.setdefault("keepalives_idle", 30)
+    connect_args.setdefault("keepalives_interval", 10)
+    connect_args.setdefault("keepalives_count", 3)
     engine = create_engine(url, connect_args=connect_args, **kwargs)
     event.listen(engine, "checkout", _refuse_if_closed_by_server)
     return engine
@@ -49,8 +55,10 @@ def _refuse_if_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any
     """Take no pooled connection that the server has closed (a restart, a terminated backend).
 
     An idle connection has nothing to read; one the server closed has its farewell or the end
-    of the stream waiting in the socket. Looking costs no round trip, where a ping before every
-    transaction costs one. Raising here makes the pool connect anew.
+    of the stream waiting in the socket, and one whose peer vanished has the keepalives' error.
+    Looking costs no round trip, where a ping before every transaction costs one. Anything else
+    the server sent unasked (a changed setting) also drops the connection, which costs only a
+    new one. Raising here makes the pool connect anew.
     """
     poller = select.poll()
     poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
