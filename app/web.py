@@ -6,7 +6,8 @@ import hashlib
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, g, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
@@ -89,7 +90,9 @@ def create_app(
     app = Flask("ordersaga")
     # Signs the operator console's session cookie; derived, so no extra secret to configure.
     app.secret_key = hashlib.sha256(b"ordersaga-session:" + settings.admin_token.encode()).hexdigest()
+    app.session_interface = ConsoleSessions()
     app.config.update(
+        SESSION_COOKIE_PATH=ConsoleSessions.PATH,
         API_TITLE="ordersaga",
         API_VERSION="v1",
         OPENAPI_VERSION="3.0.3",
@@ -161,6 +164,19 @@ def _register_api(app: Flask, runtime: Runtime) -> None:
                 {"body": ["Content-Type must be application/json."]},
             )
         return None
+
+
+class ConsoleSessions(SecureCookieSessionInterface):
+    """A session for the saga console alone. The API authenticates every request by its token
+    and keeps no session, so its requests skip reading and signing a cookie; the cookie's path
+    keeps browsers from sending it there at all."""
+
+    PATH = "/admin"
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if not request.path.startswith(self.PATH):
+            return self.make_null_session(app)  # type: ignore[return-value]
+        return super().open_session(app, request)
 
 
 def _register_request_id(app: Flask) -> None:

@@ -52,7 +52,7 @@ def test_retry_needs_the_csrf_token(client: FlaskClient) -> None:
     client.post("/admin/login", data={"token": ADMIN_TOKEN})
     assert client.post(f"/admin/sagas/{order['saga_id']}/retry", data={}).status_code == 403
     client.get(f"/admin/sagas/{order['saga_id']}")
-    with client.session_transaction() as session:
+    with client.session_transaction(f"/admin/sagas/{order['saga_id']}") as session:
         csrf = session["csrf"]
     answer = client.post(f"/admin/sagas/{order['saga_id']}/retry", data={"csrf": csrf}, follow_redirects=True)
     assert answer.status_code == 200 and "only a FAILED saga can be retried" in answer.get_data(as_text=True)
