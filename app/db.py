@@ -47,22 +47,37 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     connect_args.setdefault("keepalives_interval", 10)
     connect_args.setdefault("keepalives_count", 3)
     engine = create_engine(url, connect_args=connect_args, **kwargs)
+    event.listen(engine, "connect", _mark_new)
     event.listen(engine, "checkout", _refuse_if_closed_by_server)
     return engine
 
 
-def _refuse_if_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+_NEW = "ordersaga.new"  # in a pool record's info: connected, not yet checked out
+
+
+def _mark_new(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_NEW] = True
+
+
+def _refuse_if_closed_by_server(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     """Take no pooled connection that the server has closed (a restart, a terminated backend).
 
     An idle connection has nothing to read; one the server closed has its farewell or the end
     of the stream waiting in the socket, and one whose peer vanished has the keepalives' error.
-    Looking costs no round trip, where a ping before every transaction costs one. Anything else
-    the server sent unasked (a changed setting) also drops the connection, which costs only a
-    new one. Raising here makes the pool connect anew.
+    Looking costs no round trip, where a ping before every transaction costs one. Raising here
+    makes the pool connect anew. A connection just made is not looked at: the pool would not
+    replace it again, and a failure there is the new connection's own, raised on first use.
+    Only a notification (LISTEN, which nothing here uses) would drop a live connection.
     """
-    poller = select.poll()
-    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
-    if poller.poll(0):
+    if record.info.pop(_NEW, False):
+        return
+    try:
+        poller = select.poll()
+        poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+        closed = bool(poller.poll(0))
+    except Exception as error:  # no socket left: as closed as can be
+        raise DisconnectionError(f"this pooled connection has no socket: {error}") from error
+    if closed:
         raise DisconnectionError("the database closed this pooled connection")
 
 
@@ -129,7 +144,7 @@ class Database:
         return make_engine(
             self.url,
             isolation_level="AUTOCOMMIT",
-            connect_args={"options": "-c synchronous_commit=off"},
+            connect_args={"options": "-c timezone=UTC -c synchronous_commit=off"},
             pool_size=4,
             max_overflow=4,
         )

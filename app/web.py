@@ -92,6 +92,9 @@ def create_app(
     app.secret_key = hashlib.sha256(b"ordersaga-session:" + settings.admin_token.encode()).hexdigest()
     app.session_interface = ConsoleSessions()
     app.config.update(
+        # Its own name: a session cookie of the whole site from before would still reach the
+        # console, and signing out would not end it.
+        SESSION_COOKIE_NAME="ordersaga_console",
         SESSION_COOKIE_PATH=ConsoleSessions.PATH,
         API_TITLE="ordersaga",
         API_VERSION="v1",
@@ -174,7 +177,7 @@ class ConsoleSessions(SecureCookieSessionInterface):
     PATH = "/admin"
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if not request.path.startswith(self.PATH):
+        if request.path != self.PATH and not request.path.startswith(self.PATH + "/"):
             return self.make_null_session(app)  # type: ignore[return-value]
         return super().open_session(app, request)
 

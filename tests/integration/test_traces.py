@@ -77,8 +77,8 @@ def test_one_trace_follows_an_order_from_the_api_through_every_saga_task(
         complete = all(step in names for step in wanted) and provider_call
         return spans if complete and not orphans(spans) else None
 
-    # Times out, showing the spans without a parent, unless the spans form one tree under
-    # POST /orders across both processes.
+    # Times out, showing the spans received, unless they form one tree under POST /orders
+    # across both processes.
     spans = wait_until(whole, timeout=30, what=lambda: f"one whole trace\n{collector.trace(root.trace_id)}")
     services = {span.service for span in spans}
     assert services == {"ordersaga-api", "ordersaga-worker"}, services
