@@ -174,7 +174,7 @@ class ConsoleSessions(SecureCookieSessionInterface):
     and keeps no session, so its requests skip reading and signing a cookie; the cookie's path
     keeps browsers from sending it there at all."""
 
-    PATH = "/admin"
+    PATH = str(admin_ui.blp.url_prefix)
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         if request.path != self.PATH and not request.path.startswith(self.PATH + "/"):

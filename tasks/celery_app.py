@@ -101,6 +101,16 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     }
 
 
+class AppTasks(Celery):  # type: ignore[misc]
+    """Tasks belong to the app that registers them. Celery would otherwise share each one with
+    every app made later in the process, where the first registration of a name wins: a second
+    Flask app (a test, a tool) would run its tasks on the first one's runtime."""
+
+    def task(self, *args: Any, **opts: Any) -> Any:
+        opts.setdefault("shared", False)
+        return super().task(*args, **opts)
+
+
 def celery_init_app(app: Flask, runtime: Runtime) -> Celery:
     """The Celery app for this Flask app: every task runs inside the Flask app context (Flask's
     own recipe), and is bound to `runtime`."""
@@ -111,7 +121,7 @@ def celery_init_app(app: Flask, runtime: Runtime) -> Celery:
             with app.app_context():
                 return self.run(*args, **kwargs)
 
-    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app = AppTasks(app.name, task_cls=FlaskTask)
     config = celery_config(runtime.settings)
     # Saga step tasks come from the saga definitions; their routes take precedence.
     config["task_routes"] = {**saga_tasks.register(celery_app, runtime), **config["task_routes"]}

@@ -25,7 +25,7 @@ class WhileHeld(WhenNeeded):
 
 
 def register(celery_app: Celery, runtime: Runtime) -> None:
-    @celery_app.task(shared=False, name=RELEASE_TASK, acks_late=False, ignore_result=True)
+    @celery_app.task(name=RELEASE_TASK, acks_late=False, ignore_result=True)
     def release() -> int:
         """A lost or expired tick delays the sagas to the next one, which catches up."""
         settings = runtime.settings
@@ -39,7 +39,6 @@ def register(celery_app: Celery, runtime: Runtime) -> None:
         )
 
     @celery_app.task(
-        shared=False,
         name=GIVE_BACK_TASK,
         autoretry_for=(Exception,),
         retry_backoff=2,

@@ -10,7 +10,6 @@ from app.services import members
 
 def register(celery_app: Celery, runtime: Runtime) -> None:
     @celery_app.task(
-        shared=False,
         name=members.CREDIT_POINTS_TASK,
         autoretry_for=(Exception,),
         retry_backoff=2,

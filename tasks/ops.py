@@ -14,7 +14,7 @@ HOP_TASK = "ops.hop"
 
 
 def register(celery_app: Celery, runtime: Runtime) -> None:
-    @celery_app.task(shared=False, name="ops.ping", bind=True, acks_late=False)
+    @celery_app.task(name="ops.ping", bind=True, acks_late=False)
     def ping(self: Task, token: str) -> None:
         """Prove that a worker consumes a queue and runs tasks inside the Flask app context.
 
@@ -28,7 +28,7 @@ def register(celery_app: Celery, runtime: Runtime) -> None:
         }
         runtime.redis.set(f"ordersaga:ping:{token}", json.dumps(answer), ex=300)
 
-    @celery_app.task(shared=False, name=HOP_TASK, bind=True, acks_late=False, ignore_result=True)
+    @celery_app.task(name=HOP_TASK, bind=True, acks_late=False, ignore_result=True)
     def hop(self: Task, token: str, hops_left: int, queue: str) -> None:
         """One link of a chain of tasks that do nothing but send the next: the broker's and
         the worker's own limit for a saga's traffic, which `make bench` measures the saga

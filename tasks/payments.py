@@ -22,10 +22,10 @@ RETRY = {
 
 
 def register(celery_app: Celery, runtime: Runtime) -> None:
-    @celery_app.task(shared=False, name=payment_events.TIMEOUT_TASK, **RETRY)
+    @celery_app.task(name=payment_events.TIMEOUT_TASK, **RETRY)
     def payment_timeout(saga_id: str, order_id: str) -> str:
         return payment_events.expire_payment(runtime.db.uow, runtime.engine, runtime.providers, order_id)
 
-    @celery_app.task(shared=False, name=payment_events.REFUND_TASK, **RETRY)
+    @celery_app.task(name=payment_events.REFUND_TASK, **RETRY)
     def refund_late_payment(order_id: str) -> str:
         return payment_events.refund_late_payment(runtime.db.uow, runtime.engine, runtime.providers, order_id)

@@ -66,4 +66,4 @@ def _register_step(celery_app: Celery, runtime: Runtime, task_name: str, step: S
 
     run.__name__ = run.__qualname__ = task_name.replace(".", "_")
     run.__doc__ = f"Saga {kind} {step_name} (queue {step.queue})."
-    celery_app.task(shared=False, name=task_name, bind=True, max_retries=policy.max_retries)(run)
+    celery_app.task(name=task_name, bind=True, max_retries=policy.max_retries)(run)

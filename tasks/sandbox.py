@@ -14,9 +14,7 @@ from tasks.schedules import WhenNeeded
 
 
 def register(celery_app: Celery, runtime: Runtime) -> None:
-    @celery_app.task(
-        shared=False, bind=True, name=webhooks.DELIVER_TASK, max_retries=None, ignore_result=True
-    )
+    @celery_app.task(bind=True, name=webhooks.DELIVER_TASK, max_retries=None, ignore_result=True)
     def deliver_webhook(self: Task, delivery_id: str) -> str:
         """One delivery attempt; a failed one comes back after its back-off (the row caps attempts)."""
         secret = runtime.settings.sandbox_webhook_secret
@@ -25,7 +23,7 @@ def register(celery_app: Celery, runtime: Runtime) -> None:
             raise self.retry(countdown=attempt.retry_in)
         return attempt.outcome
 
-    @celery_app.task(shared=False, name=webhooks.REDELIVER_TASK, acks_late=False, ignore_result=True)
+    @celery_app.task(name=webhooks.REDELIVER_TASK, acks_late=False, ignore_result=True)
     def redeliver_pending() -> int:
         """Send again the deliveries whose message was lost (broker down at commit, worker killed)."""
         return webhooks.redeliver(runtime.db)

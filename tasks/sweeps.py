@@ -40,7 +40,7 @@ BEHIND_AT = 20
 
 
 def register(celery_app: Celery, runtime: Runtime) -> None:
-    @celery_app.task(shared=False, name=SWEEP_TASK, acks_late=False, ignore_result=True)
+    @celery_app.task(name=SWEEP_TASK, acks_late=False, ignore_result=True)
     def sweep() -> dict[str, int]:
         return sweep_once(runtime)
 

@@ -11,6 +11,8 @@ REPO = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "test-admin-token"
 SANDBOX_API_KEY = "test-sandbox-api-key"
 WEBHOOK_SECRET = "test-webhook-secret"
+# A port nothing listens on: unit tests must never reach a real broker.
+NO_BROKER = "redis://127.0.0.1:1/0"
 
 
 def service_env(

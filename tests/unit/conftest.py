@@ -13,10 +13,7 @@ from flask.testing import FlaskClient
 from app import create_app
 from app.extension import runtime
 from app.tables import Base
-from tests.support.env import settings_for
-
-# A port nothing listens on: unit tests must never reach a real broker.
-NO_BROKER = "redis://127.0.0.1:1/0"
+from tests.support.env import NO_BROKER, settings_for
 
 
 @pytest.fixture

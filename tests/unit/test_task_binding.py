@@ -11,9 +11,7 @@ import fakeredis
 
 from app import create_app
 from app.extension import runtime
-from tests.support.env import settings_for
-
-NO_BROKER = "redis://127.0.0.1:1/0"
+from tests.support.env import NO_BROKER, settings_for
 
 
 def test_two_apps_in_one_process_each_run_tasks_on_their_own_runtime(tmp_path: Path) -> None:
