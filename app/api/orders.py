@@ -63,8 +63,7 @@ def place_order(data: dict[str, Any]) -> Any:
 @login_required
 @blp.response(200, OrderSchema)
 def get_order(order_id: str) -> Any:
-    with runtime().db.reads.connect() as connection:
-        return order_reads.order(connection, order_id, owner_id=current_principal().user_id)
+    return order_reads.order(runtime().db, order_id, owner_id=current_principal().user_id)
 
 
 @blp.get("")

@@ -3,18 +3,20 @@
 Reading an order is the request a buyer makes most. Through the ORM it took four queries (the
 order, its lines, its payment, its saga), the ORM's building of each object, and a rollback to end
 the transaction. Here the order is read joined with all three in one statement, on a connection
-that needs no transaction to end (`Database.reads`), and a page of orders is one statement too.
+that needs no transaction to end, with the driver's own cursor (`Database.fetch`); a page of
+orders is one statement too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, Table, bindparam, select
+from sqlalchemy import Connection, Select, Table, bindparam, select
 
+from app.db import Database
 from app.errors import NotFound
 from app.ids import looks_like_id
 from app.models.orders import ORDER_ITEMS, ORDERS
@@ -24,23 +26,6 @@ from sagas.models import Saga
 
 PAYMENTS: Table = Payment.__table__  # type: ignore[assignment]
 SAGAS: Table = Saga.__table__  # type: ignore[assignment]
-
-ORDER_COLUMNS = (
-    "id",
-    "user_id",
-    "status",
-    "total_cents",
-    "discount_cents",
-    "payable_cents",
-    "coupon_id",
-    "flash_sale_id",
-    "created_at",
-    "updated_at",
-    "payment_deadline",
-    "cancel_reason",
-)
-ITEM_COLUMNS = ("goods_id", "quantity", "unit_price_cents")
-PAYMENT_COLUMNS = ("id", "provider", "provider_payment_id", "status", "amount_cents", "checkout_url")
 
 
 @dataclass(frozen=True)
@@ -85,11 +70,21 @@ class OrderView:
     saga: SagaView | None
 
 
-def order(connection: Connection, order_id: str, owner_id: str | None = None) -> OrderView:
+def _columns(view: type, but: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The columns a view is made of, in its fields' order: a row's slice makes the view."""
+    return tuple(field.name for field in fields(view) if field.name not in but)
+
+
+ORDER_COLUMNS = _columns(OrderView, but=("items", "payment", "saga"))
+ITEM_COLUMNS = _columns(ItemView)
+PAYMENT_COLUMNS = _columns(PaymentView)
+
+
+def order(db: Database, order_id: str, owner_id: str | None = None) -> OrderView:
     """`owner_id` set: someone else's order is reported as missing, never as forbidden."""
     found = []
     if looks_like_id(order_id):
-        found = _views(connection.execute(ONE_ORDER, {"order_id": order_id}))
+        found = _views(db.fetch(ONE_ORDER, {"order_id": order_id}))
     if not found or (owner_id is not None and found[0].user_id != owner_id):
         raise NotFound(f"No order {order_id!r}.")
     return found[0]
@@ -135,21 +130,27 @@ JOINED = _joined()
 ONE_ORDER = JOINED.where(ORDERS.c.id == bindparam("order_id"))
 
 
-def _views(rows: Sequence[Row[Any]] | Any) -> list[OrderView]:
+# Where each part of a joined row is: the order's columns, then its line's, its payment's and
+# its saga's, in `_joined`'s order.
+_ITEM = len(ORDER_COLUMNS)
+_PAYMENT = _ITEM + len(ITEM_COLUMNS)
+_SAGA = _PAYMENT + len(PAYMENT_COLUMNS)
+
+
+def _views(rows: Iterable[Sequence[Any]]) -> list[OrderView]:
     """One view per order, its lines in order, from rows sorted by order then line."""
     views: list[OrderView] = []
     for row in rows:
-        if not views or views[-1].id != row.id:
+        if not views or views[-1].id != row[0]:
             views.append(_view(row))
-        if row.item_goods_id is not None:
-            views[-1].items.append(ItemView(row.item_goods_id, row.item_quantity, row.item_unit_price_cents))
+        if row[_ITEM] is not None:
+            views[-1].items.append(ItemView(*row[_ITEM:_PAYMENT]))
     return views
 
 
-def _view(row: Row[Any]) -> OrderView:
-    payment = None
-    if row.payment_id is not None:
-        payment = PaymentView(*(getattr(row, f"payment_{name}") for name in PAYMENT_COLUMNS))
-    saga = SagaView(row.saga_id, row.saga_status) if row.saga_id is not None else None
-    columns = {name: getattr(row, name) for name in ORDER_COLUMNS}
-    return OrderView(**columns, items=[], payment=payment, saga=saga)
+def _view(row: Sequence[Any]) -> OrderView:
+    payment = PaymentView(*row[_PAYMENT:_SAGA]) if row[_PAYMENT] is not None else None
+    saga = SagaView(*row[_SAGA:]) if row[_SAGA] is not None else None
+    return OrderView(
+        **dict(zip(ORDER_COLUMNS, row[:_ITEM], strict=True)), items=[], payment=payment, saga=saga
+    )

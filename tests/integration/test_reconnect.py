@@ -37,14 +37,14 @@ def test_everything_carries_on_after_a_database_restart(tmp_path: Path) -> None:
 def test_a_pooled_connection_the_server_closed_is_replaced_before_use(pg_url: str) -> None:
     """No ping before each transaction: the pool sees in the socket that the server has closed
     the connection (here its backend is terminated, as a restart does to every one) and
-    connects anew, so the next statement runs rather than failing. For each pool: the engine's
-    (which the reads share) and the outbox marks' own."""
+    connects anew, so the next statement runs rather than failing. For each pool: the engine's,
+    the reads' and the outbox marks'."""
     db = Database(pg_url)
     killer = create_engine(pg_url, isolation_level="AUTOCOMMIT")  # each poll sees a new snapshot
     backend_pid = text("SELECT pg_backend_pid()")
     gone = text("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = :pid")
     try:
-        for engine in (db.engine, db.bookkeeping):
+        for engine in (db.engine, db.reads, db.bookkeeping):
             with engine.connect() as connection:
                 first = connection.execute(backend_pid).scalar_one()
             with killer.connect() as other:
