@@ -45,6 +45,7 @@ from bench.everyday import (
 )
 
 BAR = 0.20  # the issue's: the growth runs differ by less than this
+SCRAPES = 5
 
 
 @dataclass
@@ -56,6 +57,7 @@ class Size:
     settle_seconds: float
     database_mb: float
     sweep_seconds: float
+    scrape_seconds: float  # one GET /metrics, the median of SCRAPES
     rounds: list[dict[str, Any]]
 
 
@@ -123,9 +125,21 @@ def measure_size(shop: Shop, loader: Loader, size: int | None, args: argparse.Na
         settle_seconds = loader.settle()
     orders = orders_in(shop)
     sweep_seconds, _ = awaiting.sweep(shop)
+    scrape_seconds = scrape(shop)
     database_mb = shop.sql("SELECT pg_database_size(current_database())")[0][0] / 2**20
     rounds = rounds_of(shop, args, f" with {orders:,} orders in the database")
-    return Size(orders, load_seconds, settle_seconds, database_mb, sweep_seconds, rounds)
+    return Size(orders, load_seconds, settle_seconds, database_mb, sweep_seconds, scrape_seconds, rounds)
+
+
+def scrape(shop: Shop) -> float:
+    """How long a Prometheus scrape takes: it counts the orders and the sagas by status."""
+    took = []
+    for _ in range(SCRAPES):
+        started = time.perf_counter()
+        answer = shop.stack.call("GET", "/metrics")
+        took.append(time.perf_counter() - started)
+        assert answer.status_code == 200, answer.text
+    return statistics.median(took)
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -151,7 +165,10 @@ def report(measured: list[Size], args: argparse.Namespace) -> None:
         loaded = f"loaded in {size.load_seconds:.0f} s, VACUUM ANALYZE {size.settle_seconds:.0f} s; " * bool(
             size.load_seconds
         )
-        print(f"\n  {loaded}database {size.database_mb:,.0f} MB; one sweep took {size.sweep_seconds:.3f} s")
+        print(
+            f"\n  {loaded}database {size.database_mb:,.0f} MB; one sweep took {size.sweep_seconds:.3f} s;"
+            f" a /metrics scrape {size.scrape_seconds * 1000:.0f} ms (median of {SCRAPES})"
+        )
     if len(measured) < 2 or not args.rounds:
         return
     base = medians(measured[0].rounds)
