@@ -168,10 +168,11 @@ class Database:
 
         On PostgreSQL the statement, compiled once, runs on the driver's own cursor: for a read
         of one order, SQLAlchemy's handling of the result (the cursor's description, a result
-        object, its rows) cost more than the query. So only for statements whose columns the
-        driver already hands back as they are wanted (no type of ours converts them on
-        PostgreSQL). A driver error is raised as SQLAlchemy would raise it, and a connection it
-        broke is dropped from the pool.
+        object, its rows) cost more than the query. So only for statements whose columns need
+        none of SQLAlchemy's conversions there: strings, numbers, and timestamps, which the
+        driver hands back aware and in UTC (the session's zone), as `UTCDateTime` reads them. A
+        driver error is raised as SQLAlchemy would raise it, and a connection it broke is
+        dropped from the pool.
         """
         if self.dialect != "postgresql":
             with self.reads.connect() as connection:

@@ -72,8 +72,7 @@ def get_order(order_id: str) -> Any:
 @blp.response(200, OrderPageSchema)
 def list_orders(query: dict[str, Any]) -> Any:
     user_id = current_principal().user_id or query["user_id"]
-    with runtime().db.reads.connect() as connection:
-        return order_reads.orders(connection, user_id, query["status"], query["limit"], query["cursor"])
+    return order_reads.orders(runtime().db, user_id, query["status"], query["limit"], query["cursor"])
 
 
 @blp.post("/<order_id>/cancel")

@@ -3,8 +3,8 @@
 Reading an order is the request a buyer makes most. Through the ORM it took four queries (the
 order, its lines, its payment, its saga), the ORM's building of each object, and a rollback to end
 the transaction. Here the order is read joined with all three in one statement, on a connection
-that needs no transaction to end, with the driver's own cursor (`Database.fetch`); a page of
-orders is one statement too.
+that needs no transaction to end, with the driver's own cursor (`Database.fetch`); so is a page of
+orders.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
+from itertools import product
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, bindparam, select
+from sqlalchemy import Select, Table, bindparam, select
 
 from app.db import Database
 from app.errors import NotFound
@@ -91,18 +92,14 @@ def order(db: Database, order_id: str, owner_id: str | None = None) -> OrderView
 
 
 def orders(
-    connection: Connection, user_id: str | None, status: str | None, limit: int, cursor: str | None
+    db: Database, user_id: str | None, status: str | None, limit: int, cursor: str | None
 ) -> Page[OrderView]:
     """A page of orders in id order (so, by time), after `cursor`; `limit` orders at most."""
-    page = select(ORDERS.c.id)
-    if user_id is not None:
-        page = page.where(ORDERS.c.user_id == user_id)
-    if status is not None:
-        page = page.where(ORDERS.c.status == status)
+    params: dict[str, Any] = {"user_id": user_id, "status": status, "limit": limit + 1}
     if cursor:
-        page = page.where(ORDERS.c.id > decode_cursor(cursor))
-    page_ids = page.order_by(ORDERS.c.id).limit(limit + 1).scalar_subquery()
-    views = _views(connection.execute(JOINED.where(ORDERS.c.id.in_(page_ids))))
+        params["after"] = decode_cursor(cursor)
+    page = PAGES[(user_id is not None, status is not None, "after" in params)]
+    views = _views(db.fetch(page, params))
     more = len(views) > limit
     views = views[:limit]
     return Page(views, encode_cursor(views[-1].id) if more and views else None)
@@ -125,9 +122,25 @@ def _joined() -> Select[Any]:
     return select(*columns).select_from(joined).order_by(ORDERS.c.id, ORDER_ITEMS.c.position)
 
 
-# Built once: building the statement cost a read about as much as running it.
+def _page(by_user: bool, by_status: bool, after: bool) -> Select[Any]:
+    """A page's orders joined as `_joined`: the first `limit` ids (by the buyer `user_id`, in
+    `status`, after `after`, as asked) in a subquery."""
+    page = select(ORDERS.c.id)
+    if by_user:
+        page = page.where(ORDERS.c.user_id == bindparam("user_id"))
+    if by_status:
+        page = page.where(ORDERS.c.status == bindparam("status"))
+    if after:
+        page = page.where(ORDERS.c.id > bindparam("after"))
+    page_ids = page.order_by(ORDERS.c.id).limit(bindparam("limit")).scalar_subquery()
+    return JOINED.where(ORDERS.c.id.in_(page_ids))
+
+
+# Built once: building the statement cost a read about as much as running it. A page's
+# statement for each combination of its filters.
 JOINED = _joined()
 ONE_ORDER = JOINED.where(ORDERS.c.id == bindparam("order_id"))
+PAGES = {filters: _page(*filters) for filters in product((False, True), repeat=3)}
 
 
 # Where each part of a joined row is: the order's columns, then its line's, its payment's and
