@@ -40,6 +40,7 @@ class Order(Base):
         Index("ix_orders_user_id_id", "user_id", "id"),
         Index("ix_orders_status_updated_at", "status", "updated_at"),
         Index("ix_orders_status_payment_deadline", "status", "payment_deadline"),
+        Index("ix_orders_status_cancel_reason", "status", "cancel_reason"),  # /metrics counts by both
     )
 
     id: Mapped[str] = id_column()
