@@ -79,6 +79,7 @@ def _columns(view: type, but: tuple[str, ...] = ()) -> tuple[str, ...]:
 ORDER_COLUMNS = _columns(OrderView, but=("items", "payment", "saga"))
 ITEM_COLUMNS = _columns(ItemView)
 PAYMENT_COLUMNS = _columns(PaymentView)
+SAGA_COLUMNS = _columns(SagaView)
 
 
 def order(db: Database, order_id: str, owner_id: str | None = None) -> OrderView:
@@ -111,8 +112,7 @@ def _joined() -> Select[Any]:
         *(ORDERS.c[name] for name in ORDER_COLUMNS),
         *(ORDER_ITEMS.c[name].label(f"item_{name}") for name in ITEM_COLUMNS),
         *(PAYMENTS.c[name].label(f"payment_{name}") for name in PAYMENT_COLUMNS),
-        SAGAS.c.id.label("saga_id"),
-        SAGAS.c.status.label("saga_status"),
+        *(SAGAS.c[name].label(f"saga_{name}") for name in SAGA_COLUMNS),
     ]
     joined = (
         ORDERS.outerjoin(ORDER_ITEMS, ORDER_ITEMS.c.order_id == ORDERS.c.id)
