@@ -6,13 +6,13 @@ import hashlib
 import json
 from typing import Any
 
-from flask import request
+from flask import jsonify, request
 
 from app.api.auth import current_principal, current_user_id, login_required, user_required
 from app.api.blueprint import Blueprint
 from app.errors import InvalidInput
 from app.extension import runtime
-from app.schemas.orders import OrderCreateSchema, OrderPageSchema, OrderQuerySchema, OrderSchema
+from app.schemas.orders import OrderCreateSchema, OrderPageSchema, OrderQuerySchema, OrderSchema, view_body
 from app.services import order_reads, orders
 
 blp = Blueprint("orders", __name__, url_prefix="/api/v1/orders", description="Orders and their sagas")
@@ -63,7 +63,8 @@ def place_order(data: dict[str, Any]) -> Any:
 @login_required
 @blp.response(200, OrderSchema)
 def get_order(order_id: str) -> Any:
-    return order_reads.order(runtime().db, order_id, owner_id=current_principal().user_id)
+    order = order_reads.order(runtime().db, order_id, owner_id=current_principal().user_id)
+    return jsonify(view_body(order))  # a Response: flask-smorest does not dump it again
 
 
 @blp.get("")
@@ -72,7 +73,8 @@ def get_order(order_id: str) -> Any:
 @blp.response(200, OrderPageSchema)
 def list_orders(query: dict[str, Any]) -> Any:
     user_id = current_principal().user_id or query["user_id"]
-    return order_reads.orders(runtime().db, user_id, query["status"], query["limit"], query["cursor"])
+    page = order_reads.orders(runtime().db, user_id, query["status"], query["limit"], query["cursor"])
+    return jsonify({"items": [view_body(order) for order in page.items], "next_cursor": page.next_cursor})
 
 
 @blp.post("/<order_id>/cancel")

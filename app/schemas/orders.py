@@ -10,6 +10,8 @@ from marshmallow import fields, validate
 from app.config import PAYMENT_PROVIDERS
 from app.models.orders import STATUSES
 from app.schemas.common import PageQuerySchema, StrictSchema, Timestamp, count, text
+from app.services.order_reads import OrderView, PaymentView
+from app.timeutil import rfc3339
 
 
 class OrderLineSchema(StrictSchema):
@@ -84,6 +86,48 @@ class OrderSchema(ma.Schema):
             return None
         result: dict[str, Any] = PAYMENT_SCHEMA.dump(payment)
         return result
+
+
+def view_body(order: OrderView) -> dict[str, Any]:
+    """What `OrderSchema` dumps of an order read for the API (`order_reads`), built directly.
+
+    The reads answer the requests a buyer makes most, and marshmallow's dump cost about 40 us
+    an order: most of a page of 20. `OrderSchema` still documents the body, and a test holds
+    the two to the same output for any order."""
+    payment, saga, deadline = order.payment, order.saga, order.payment_deadline
+    return {
+        "id": order.id,
+        "user_id": order.user_id,
+        "status": order.status,
+        "items": [
+            {"goods_id": item.goods_id, "quantity": item.quantity, "unit_price_cents": item.unit_price_cents}
+            for item in order.items
+        ],
+        "total_cents": order.total_cents,
+        "discount_cents": order.discount_cents,
+        "payable_cents": order.payable_cents,
+        "coupon_id": order.coupon_id,
+        "flash_sale_id": order.flash_sale_id,
+        "created_at": rfc3339(order.created_at),
+        "updated_at": rfc3339(order.updated_at),
+        "payment_deadline": rfc3339(deadline) if deadline is not None else None,
+        "cancel_reason": order.cancel_reason,
+        "payment": _payment_body(payment)
+        if payment is not None and payment.provider_payment_id is not None
+        else None,
+        "saga": {"id": saga.id, "status": saga.status} if saga is not None else None,
+    }
+
+
+def _payment_body(payment: PaymentView) -> dict[str, Any]:
+    return {
+        "id": payment.id,
+        "provider": payment.provider,
+        "provider_payment_id": payment.provider_payment_id,
+        "status": payment.status,
+        "amount_cents": payment.amount_cents,
+        "checkout_url": payment.checkout_url,
+    }
 
 
 class OrderPageSchema(ma.Schema):
