@@ -155,9 +155,10 @@ class Database:
         """For reads that write nothing, the API's order reads above all.
 
         On PostgreSQL its connections autocommit, so a read is its statement alone: no BEGIN
-        before it, no ROLLBACK after. They are a pool of their own, autocommit from the start:
-        switching a connection of the engine's pool to autocommit and back cost each read more
-        than a tenth of its time. On SQLite it is the one engine.
+        before it, no ROLLBACK after. They are a pool of their own, autocommit from the start,
+        rather than connections of the engine's pool switched to autocommit at each checkout and
+        back at each checkin, which every read paid for (docs/benchmarks.md). On SQLite it is
+        the one engine.
         """
         if self.dialect != "postgresql":
             return self.engine
