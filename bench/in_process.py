@@ -27,6 +27,7 @@ from pathlib import Path
 from flask.testing import FlaskClient
 
 from app import create_app
+from bench.everyday import on_postgres
 from scripts import servers
 from tests.support.api import bearer, create_goods, create_user
 from tests.support.databases import create_database, drop_database, migrate
@@ -86,19 +87,20 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="of each kind, per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--postgres", default=None, help="a PostgreSQL server URL (default: local or own)")
-    args = parser.parse_args()
     logging.disable(logging.INFO)  # one access line per request would be measured too
+    on_postgres(parser.parse_args(), run)
+
+
+def run(postgres_url: str, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="ordersaga-bench-") as workdir:
-        postgres = servers.ensure_postgres(args.postgres, Path(workdir))
         redis_server = servers.start_redis(Path(workdir))
-        database_url = create_database(postgres.url, prefix="ordersaga_bench")
+        database_url = create_database(postgres_url, prefix="ordersaga_bench")
         try:
             migrate(database_url)
             took = measure(database_url, redis_server.url, args)
         finally:
-            drop_database(postgres.url, database_url)
+            drop_database(postgres_url, database_url)
             redis_server.stop()
-            postgres.stop()
     print(
         f"\nCPU ms per request, in-process, median [lowest-highest]"
         f" of {args.rounds} rounds of {args.requests}\n"

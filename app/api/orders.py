@@ -12,7 +12,14 @@ from app.api.auth import current_principal, current_user_id, login_required, use
 from app.api.blueprint import Blueprint
 from app.errors import InvalidInput
 from app.extension import runtime
-from app.schemas.orders import OrderCreateSchema, OrderPageSchema, OrderQuerySchema, OrderSchema, view_body
+from app.schemas.orders import (
+    OrderCreateSchema,
+    OrderPageSchema,
+    OrderQuerySchema,
+    OrderSchema,
+    page_body,
+    view_body,
+)
 from app.services import order_reads, orders
 
 blp = Blueprint("orders", __name__, url_prefix="/api/v1/orders", description="Orders and their sagas")
@@ -74,7 +81,7 @@ def get_order(order_id: str) -> Any:
 def list_orders(query: dict[str, Any]) -> Any:
     user_id = current_principal().user_id or query["user_id"]
     page = order_reads.orders(runtime().db, user_id, query["status"], query["limit"], query["cursor"])
-    return jsonify({"items": [view_body(order) for order in page.items], "next_cursor": page.next_cursor})
+    return jsonify(page_body(page))
 
 
 @blp.post("/<order_id>/cancel")

@@ -11,6 +11,7 @@ from app.config import PAYMENT_PROVIDERS
 from app.models.orders import STATUSES
 from app.schemas.common import PageQuerySchema, StrictSchema, Timestamp, count, text
 from app.services.order_reads import OrderView, PaymentView
+from app.services.pagination import Page
 from app.timeutil import rfc3339
 
 
@@ -128,6 +129,11 @@ def _payment_body(payment: PaymentView) -> dict[str, Any]:
         "amount_cents": payment.amount_cents,
         "checkout_url": payment.checkout_url,
     }
+
+
+def page_body(page: Page[OrderView]) -> dict[str, Any]:
+    """What `OrderPageSchema` dumps of a page of order reads, its orders built as `view_body`."""
+    return {"items": [view_body(order) for order in page.items], "next_cursor": page.next_cursor}
 
 
 class OrderPageSchema(ma.Schema):
